@@ -1,0 +1,91 @@
+"""What the daemon and the CLI exchange with the engine: requests, progress, results, errors."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass
+class DragRequest:
+    """One drag edit of a full-size layer.
+
+    image: H x W x 4 uint8 RGBA; mask: H x W uint8 (non-zero = editable) or None for the
+    whole image; points: ((handle_x, handle_y), (target_x, target_y)) in image pixels.
+    """
+
+    image: np.ndarray
+    points: list[tuple[tuple[float, float], tuple[float, float]]]
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    mask: np.ndarray | None = None
+    seed: int | None = None
+    prompt: str = ""
+    model: str | None = None
+    preview_every: int = 0
+
+
+@dataclass
+class Progress:
+    """A progress report: phase is one of load, lora, inversion, drag, denoise."""
+
+    phase: str
+    step: int
+    total: int
+    eta_s: float | None = None
+    cached: bool = False
+    preview: np.ndarray | None = None  # h x w x 3 uint8, small
+    handles: list[tuple[float, float]] | None = None  # current handles in image pixels
+
+
+@dataclass
+class DragResult:
+    """The edited full-size image and what happened on the way."""
+
+    image: np.ndarray  # H x W x 4 uint8, same size as the request's image
+    handles: list[tuple[float, float]]  # final handle positions in image pixels
+    timings: dict[str, float]  # seconds per phase
+    seed: int
+    cache_hits: dict[str, bool]  # phase -> served from cache
+    stats: dict[str, Any] = field(default_factory=dict)  # e.g. unet forward/backward counts
+
+
+ProgressCallback = Callable[[Progress], None]
+CancelCheck = Callable[[], bool]
+
+
+class EditError(Exception):
+    """A job failure a user can act on: code (machine readable), message and hint."""
+
+    def __init__(self, code: str, message: str, hint: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+
+
+class JobCancelled(Exception):
+    """Raised inside a method when the job's cancel check returns True."""
+
+
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+@dataclass
+class EngineSettings:
+    """How the engine loads its model and where it keeps caches.
+
+    model: "toy" (the model shipped with DragEdit), a hub id, a diffusers folder or a single
+    ``.safetensors`` checkpoint. device: "auto" | "cpu" | "cuda" | "cuda:N". dtype: "auto"
+    (bf16/fp16 on a GPU, fp32 on CPU) | "fp32" | "fp16" | "bf16". work_size: the short side
+    of the region the model works on (a multiple of 8).
+    """
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str = "auto"
+    cache_dir: str | None = None  # None: <user data folder>/cache
+    work_size: int = 512
+    memory_cache_items: int = 8
+    disk_cache_bytes: int = 2 * 1024**3

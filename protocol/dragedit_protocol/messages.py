@@ -1,0 +1,371 @@
+"""DragEdit wire messages: msgpack maps with a protocol version, validated before use.
+
+Every message is a msgpack map with at least ``v`` (the protocol version) and ``type``.
+Client -> daemon: hello, submit, cancel, status, fetch, ping.
+Daemon -> client: welcome, queued, progress, result, error, cancelled, status, pong.
+
+``decode`` enforces the size limits while unpacking (nothing large is allocated before it is
+checked), rejects extension types, and validates every field of the message type; any
+problem raises ``ProtocolError`` carrying an error code, a sentence and a hint, which the
+daemon sends back as an ``error`` message.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+
+# Hard ceilings used while unpacking; the daemon may announce lower limits in ``welcome``.
+MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+MAX_IMAGE_SIDE = 16384
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+MAX_POINTS = 64
+MAX_STRING = 4096
+MAX_PARAMS = 128
+MAX_ARRAY = 4096
+MAX_MAP = 256
+
+CLIENT_TYPES = ("hello", "submit", "cancel", "status", "fetch", "ping")
+DAEMON_TYPES = ("welcome", "queued", "progress", "result", "error", "cancelled", "status", "pong")
+PHASES = ("load", "lora", "inversion", "drag", "denoise")
+
+
+class ProtocolError(ValueError):
+    """A message that cannot be accepted; ``code`` is machine readable, ``hint`` says what to do."""
+
+    def __init__(self, code: str, message: str, hint: str = "", job_id: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits a daemon enforces; published in ``welcome``."""
+
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    max_image_side: int = MAX_IMAGE_SIDE
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+    max_points: int = MAX_POINTS
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "max_message_bytes": self.max_message_bytes,
+            "max_image_side": self.max_image_side,
+            "max_image_pixels": self.max_image_pixels,
+            "max_points": self.max_points,
+        }
+
+
+DEFAULT_LIMITS = Limits()
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """Pack a message map, adding the protocol version."""
+    body = dict(message)
+    body.setdefault("v", PROTOCOL_VERSION)
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ProtocolError("bad_message", "msgpack extension types are not accepted")
+
+
+def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Unpack bytes into a map with size limits and no extension types; no validation of fields."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ProtocolError("bad_message", "message is not bytes")
+    if len(data) > limits.max_message_bytes:
+        raise ProtocolError(
+            "too_large",
+            f"message of {len(data)} bytes exceeds the limit of {limits.max_message_bytes}",
+            "send a smaller image or selection",
+        )
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            ext_hook=_no_ext,
+            max_buffer_size=limits.max_message_bytes,
+            max_bin_len=limits.max_message_bytes,
+            max_str_len=MAX_STRING * 4,
+            max_array_len=MAX_ARRAY,
+            max_map_len=MAX_MAP,
+            max_ext_len=0,
+        )
+    except ProtocolError:
+        raise
+    except Exception as exc:  # msgpack raises many types (ValueError, ExtraData, StackError...)
+        raise ProtocolError("bad_message", f"not a valid msgpack message: {type(exc).__name__}: {exc}")
+    if not isinstance(obj, dict):
+        raise ProtocolError("bad_message", "message is not a map")
+    return obj
+
+
+# --------------------------------------------------------------------------- field checks
+
+
+def _get(msg: dict, key: str, kind: type | tuple, required: bool = True, default: Any = None) -> Any:
+    if key not in msg or msg[key] is None:
+        if required:
+            raise ProtocolError("bad_field", f"missing field '{key}'")
+        return default
+    value = msg[key]
+    # bool is an int subclass: never accept it where a number is expected, and vice versa
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise ProtocolError("bad_field", f"field '{key}' has type bool, expected {_kind_name(kinds)}")
+    if not isinstance(value, kinds):
+        raise ProtocolError("bad_field", f"field '{key}' has type {type(value).__name__}, expected {_kind_name(kinds)}")
+    return value
+
+
+def _kind_name(kinds: tuple) -> str:
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def _string(msg: dict, key: str, required: bool = True, default: str | None = None, max_len: int = MAX_STRING) -> Any:
+    value = _get(msg, key, str, required, default)
+    if value is not None and len(value) > max_len:
+        raise ProtocolError("bad_field", f"field '{key}' is longer than {max_len} characters")
+    return value
+
+
+def _int(msg: dict, key: str, lo: int, hi: int, required: bool = True, default: int | None = None) -> Any:
+    value = _get(msg, key, int, required, default)
+    if value is not None and not lo <= value <= hi:
+        raise ProtocolError("bad_field", f"field '{key}' = {value} is outside [{lo}, {hi}]")
+    return value
+
+
+def _finite(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError("bad_field", f"{what} is not a number")
+    if not math.isfinite(value):
+        raise ProtocolError("bad_field", f"{what} is not finite")
+    return float(value)
+
+
+def _job_id(msg: dict) -> str:
+    job_id = _string(msg, "job_id", max_len=128)
+    if not job_id or not all(c.isalnum() or c in "-_." for c in job_id):
+        raise ProtocolError("bad_field", "job_id must be 1-128 characters of letters, digits, '-', '_' or '.'")
+    return job_id
+
+
+def _image(msg: dict, key: str, limits: Limits, channels: int) -> dict[str, Any]:
+    img = _get(msg, key, dict)
+    width = _int(img, "width", 1, limits.max_image_side)
+    height = _int(img, "height", 1, limits.max_image_side)
+    if width * height > limits.max_image_pixels:
+        raise ProtocolError(
+            "too_large",
+            f"image of {width}x{height} pixels exceeds the limit of {limits.max_image_pixels} pixels",
+            "select a smaller region or scale the image down",
+        )
+    data = _get(img, "data", (bytes, bytearray))
+    if len(data) != width * height * channels:
+        raise ProtocolError(
+            "bad_image",
+            f"image '{key}' has {len(data)} bytes, expected {width}x{height}x{channels} = {width * height * channels}",
+        )
+    return {"width": width, "height": height, "data": bytes(data)}
+
+
+def _points(msg: dict, width: int, height: int, limits: Limits) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    raw = _get(msg, "points", list)
+    if not raw:
+        raise ProtocolError("no_points", "no drag points were given", "add at least one handle -> target pair")
+    if len(raw) > limits.max_points:
+        raise ProtocolError("too_many_points", f"{len(raw)} point pairs exceed the limit of {limits.max_points}")
+    pairs = []
+    for i, pair in enumerate(raw):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 4:
+            raise ProtocolError("bad_points", f"point pair {i + 1} must be [handle_x, handle_y, target_x, target_y]")
+        hx, hy, tx, ty = (_finite(v, f"coordinate of point pair {i + 1}") for v in pair)
+        for name, x, y in (("handle", hx, hy), ("target", tx, ty)):
+            if not (0 <= x <= width - 1 and 0 <= y <= height - 1):
+                raise ProtocolError(
+                    "point_outside",
+                    f"the {name} of point pair {i + 1} ({x:.1f}, {y:.1f}) is outside the {width}x{height} image",
+                    "move the point inside the layer",
+                )
+        if hx == tx and hy == ty:
+            raise ProtocolError("bad_points", f"point pair {i + 1} has its target on its handle", "drag the target away from the handle")
+        pairs.append(((hx, hy), (tx, ty)))
+    return pairs
+
+
+def _params(msg: dict) -> dict[str, Any]:
+    params = _get(msg, "params", dict, required=False, default={})
+    if len(params) > MAX_PARAMS:
+        raise ProtocolError("bad_field", f"more than {MAX_PARAMS} parameters")
+    for key, value in params.items():
+        if not isinstance(key, str) or len(key) > 64:
+            raise ProtocolError("bad_field", "parameter names must be strings of at most 64 characters")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ProtocolError("bad_param", f"parameter '{key}' is not finite")
+        if not isinstance(value, (bool, int, float, str)):
+            raise ProtocolError("bad_param", f"parameter '{key}' must be a number, a boolean or a string")
+        if isinstance(value, str) and len(value) > MAX_STRING:
+            raise ProtocolError("bad_param", f"parameter '{key}' is too long")
+    return dict(params)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode_client(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Decode and validate a client -> daemon message; returns a normalised map."""
+    msg = unpack(data, limits)
+    return validate_client(msg, limits)
+
+
+def validate_client(msg: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Validate an unpacked client message; raises ProtocolError on any problem."""
+    kind = _check_envelope(msg, CLIENT_TYPES)
+    job_id = msg.get("job_id") if isinstance(msg.get("job_id"), str) else None
+    try:
+        return _VALIDATORS[kind](msg, limits)
+    except ProtocolError as err:
+        err.job_id = err.job_id or job_id
+        raise
+
+
+def _check_envelope(msg: dict, types: tuple[str, ...]) -> str:
+    version = msg.get("v")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ProtocolError("bad_message", "message has no protocol version 'v'")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            "version_mismatch",
+            f"protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION})",
+            "update the DragEdit plug-in and the daemon to the same release (run install.py again)",
+        )
+    kind = msg.get("type")
+    if kind not in types:
+        raise ProtocolError("unknown_type", f"unknown message type {str(kind)[:40]!r}")
+    return kind
+
+
+def _hello(msg: dict, limits: Limits) -> dict[str, Any]:
+    return {
+        "type": "hello",
+        "client": _string(msg, "client", max_len=128),
+        "client_version": _string(msg, "client_version", max_len=64),
+        "editor": _string(msg, "editor", required=False, default="", max_len=128),
+        "editor_version": _string(msg, "editor_version", required=False, default="", max_len=64),
+    }
+
+
+def _submit(msg: dict, limits: Limits) -> dict[str, Any]:
+    job_id = _job_id(msg)
+    image = _image(msg, "image", limits, 4)
+    mask = None
+    if msg.get("mask") is not None:
+        mask = _image(msg, "mask", limits, 1)
+        if (mask["width"], mask["height"]) != (image["width"], image["height"]):
+            raise ProtocolError(
+                "bad_mask",
+                f"mask is {mask['width']}x{mask['height']} but the image is {image['width']}x{image['height']}",
+                "send a mask of the layer's size",
+            )
+    return {
+        "type": "submit",
+        "job_id": job_id,
+        "method": _string(msg, "method", max_len=64),
+        "params": _params(msg),
+        "model": _string(msg, "model", required=False, default=None, max_len=1024),
+        "seed": _int(msg, "seed", 0, 2**63 - 1, required=False, default=None),
+        "prompt": _string(msg, "prompt", required=False, default=""),
+        "image": image,
+        "mask": mask,
+        "points": _points(msg, image["width"], image["height"], limits),
+        "preview_every": _int(msg, "preview_every", 0, 10000, required=False, default=0),
+    }
+
+
+def _job_only(kind: str):
+    def validate(msg: dict, limits: Limits) -> dict[str, Any]:
+        return {"type": kind, "job_id": _job_id(msg)}
+
+    return validate
+
+
+def _empty(kind: str):
+    def validate(msg: dict, limits: Limits) -> dict[str, Any]:
+        return {"type": kind}
+
+    return validate
+
+
+_VALIDATORS = {
+    "hello": _hello,
+    "submit": _submit,
+    "cancel": _job_only("cancel"),
+    "fetch": _job_only("fetch"),
+    "status": _empty("status"),
+    "ping": _empty("ping"),
+}
+
+
+def decode_daemon(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Decode a daemon -> client message (envelope checked; fields are trusted from our own daemon)."""
+    msg = unpack(data, limits)
+    _check_envelope(msg, DAEMON_TYPES)
+    return msg
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def hello(client: str, client_version: str, editor: str = "", editor_version: str = "") -> dict[str, Any]:
+    return {"type": "hello", "client": client, "client_version": client_version, "editor": editor, "editor_version": editor_version}
+
+
+def submit(
+    job_id: str,
+    method: str,
+    rgba: bytes,
+    width: int,
+    height: int,
+    points: list[tuple[float, float, float, float]],
+    mask: bytes | None = None,
+    params: dict[str, Any] | None = None,
+    model: str | None = None,
+    seed: int | None = None,
+    prompt: str = "",
+    preview_every: int = 0,
+) -> dict[str, Any]:
+    """Build a submit message; ``points`` are (handle_x, handle_y, target_x, target_y) in image pixels."""
+    return {
+        "type": "submit",
+        "job_id": job_id,
+        "method": method,
+        "params": dict(params or {}),
+        "model": model,
+        "seed": seed,
+        "prompt": prompt,
+        "image": {"width": width, "height": height, "data": bytes(rgba)},
+        "mask": None if mask is None else {"width": width, "height": height, "data": bytes(mask)},
+        "points": [list(map(float, p)) for p in points],
+        "preview_every": preview_every,
+    }
+
+
+def error(code: str, message: str, hint: str = "", job_id: str | None = None) -> dict[str, Any]:
+    return {"type": "error", "job_id": job_id, "code": code, "message": message, "hint": hint}
+
+
+def from_exception(err: ProtocolError) -> dict[str, Any]:
+    return error(err.code, err.message, err.hint, err.job_id)
