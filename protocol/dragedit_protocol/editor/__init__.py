@@ -1,0 +1,11 @@
+"""The editor-neutral core shared by the Krita and GIMP plug-ins (pure Python + the client).
+
+- errors: user-facing sentences (UserError, error_text for daemon error codes)
+- geometry: Rect, PointPair, pairs from strokes, points-inside checks
+- pixels: BGRA<->RGBA, crop/paste, selection -> mask, mask bounds, masked blend
+- drag: which region of a layer is sent (DragPlan) and how the result comes back
+- params: method schemas from ``welcome`` and the artist's persisted values (ParamStore)
+- jobs: a job's state from daemon messages and its status line
+- launcher: install.py's record and starting ``dragedit serve``
+- session: the daemon connection + the running job, driven by the editor's event loop
+"""

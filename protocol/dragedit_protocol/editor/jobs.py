@@ -1,0 +1,137 @@
+"""The state of one drag job as the daemon's messages move it along, and its status line."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import error_text
+
+PHASE_TITLES = {
+    "load": "Loading the model",
+    "lora": "Fine-tuning on the image",
+    "inversion": "Inverting the image",
+    "drag": "Dragging",
+    "denoise": "Denoising",
+}
+
+# waiting: not sent yet (daemon starting); submitted: sent, nothing heard back yet
+ACTIVE = ("waiting", "submitted", "queued", "running", "cancelling")
+FINISHED = ("done", "failed", "cancelled")
+
+
+def format_eta(seconds: float | None) -> str:
+    """'about 45 s', 'about 2 min 5 s', 'about 1 h 4 min'; '' when unknown."""
+    if seconds is None or seconds < 0:
+        return ""
+    s = round(seconds)
+    if s < 60:
+        return f"about {max(s, 1)} s"
+    if s < 3600:
+        return f"about {s // 60} min {s % 60} s" if s % 60 else f"about {s // 60} min"
+    return f"about {s // 3600} h {s % 3600 // 60} min"
+
+
+@dataclass
+class Preview:
+    """A small RGB preview of the edit and the handles' current positions (in the sent image's pixels)."""
+
+    width: int
+    height: int
+    rgb: bytes
+    handles: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass
+class JobState:
+    """One drag job, updated by ``apply`` from the daemon's messages for its job id."""
+
+    job_id: str
+    status: str = "waiting"
+    position: int | None = None
+    phase: str = ""
+    step: int = 0
+    total: int = 0
+    eta_s: float | None = None
+    cached: bool = False
+    preview: Preview | None = None
+    handles: list[tuple[float, float]] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def fraction(self) -> float:
+        """Progress of the current phase, 0 .. 1."""
+        if self.status == "done":
+            return 1.0
+        return min(1.0, self.step / self.total) if self.total > 0 else 0.0
+
+    def apply(self, message: dict[str, Any]) -> bool:
+        """Take in a daemon message; returns whether it concerned this job and changed it."""
+        if message.get("job_id") != self.job_id or self.finished:
+            return False
+        kind = message.get("type")
+        if kind == "queued":
+            self.status = "queued" if self.status != "cancelling" else self.status
+            self.position = message.get("position")
+        elif kind == "progress":
+            if self.status != "cancelling":
+                self.status = "running"
+            self.position = None
+            self.phase = message.get("phase", "")
+            self.step = int(message.get("step", 0))
+            self.total = int(message.get("total", 0))
+            self.eta_s = message.get("eta_s")
+            self.cached = bool(message.get("cached", False))
+            self.handles = [tuple(h) for h in message.get("handles") or ()]
+            preview = message.get("preview")
+            if preview:
+                self.preview = Preview(preview["width"], preview["height"], bytes(preview["data"]), list(self.handles))
+        elif kind == "result":
+            self.status = "done"
+            self.result = message
+            self.handles = [tuple(h) for h in message.get("handles") or ()]
+        elif kind == "error":
+            self.status = "failed"
+            self.error = error_text(message.get("code", ""), message.get("message", ""), message.get("hint", ""))
+        elif kind == "cancelled":
+            self.status = "cancelled"
+        else:
+            return False
+        return True
+
+    def fail(self, text: str) -> None:
+        """Mark the job failed on the plug-in's side (daemon gone, bad result...)."""
+        self.status = "failed"
+        self.error = text
+
+    def status_text(self) -> str:
+        """One line for the editor's status area."""
+        if self.status == "waiting":
+            return "Waiting for the daemon..."
+        if self.status == "submitted":
+            return "Sent to the daemon..."
+        if self.status == "queued":
+            # the daemon counts places in line from 1 (= runs next); 0 = starting now
+            if not self.position:
+                return "Starting..."
+            ahead = self.position - 1
+            return f"Queued: {ahead} job{'s' if ahead > 1 else ''} ahead" if ahead else "Queued: runs next"
+        if self.status in ("running", "cancelling"):
+            title = PHASE_TITLES.get(self.phase, self.phase.capitalize() or "Working")
+            parts = [title]
+            if self.total:
+                parts.append(f"{self.step}/{self.total}")
+            if self.cached:
+                parts.append("(cached)")
+            eta = format_eta(self.eta_s)
+            text = " ".join(parts) + (f", {eta} left" if eta else "")
+            return "Cancelling... " + text if self.status == "cancelling" else text
+        if self.status == "done":
+            return "Done."
+        if self.status == "cancelled":
+            return "Cancelled."
+        return self.error or "The drag failed."
