@@ -96,7 +96,6 @@ def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
             raw=False,
             strict_map_key=True,
             ext_hook=_no_ext,
-            max_buffer_size=limits.max_message_bytes,
             max_bin_len=limits.max_message_bytes,
             max_str_len=MAX_STRING * 4,
             max_array_len=MAX_ARRAY,
@@ -156,10 +155,19 @@ def _finite(value: Any, what: str) -> float:
     return float(value)
 
 
+_JOB_ID_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_JOB_ID_CHARS = _JOB_ID_FIRST | frozenset("-_.")
+
+
 def _job_id(msg: dict) -> str:
+    # job ids name result files on the daemon's disk: ASCII only, never '.', '..' or a path
     job_id = _string(msg, "job_id", max_len=128)
-    if not job_id or not all(c.isalnum() or c in "-_." for c in job_id):
-        raise ProtocolError("bad_field", "job_id must be 1-128 characters of letters, digits, '-', '_' or '.'")
+    if not job_id or job_id[0] not in _JOB_ID_FIRST or not set(job_id) <= _JOB_ID_CHARS:
+        raise ProtocolError(
+            "bad_field",
+            "job_id must be 1-128 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
+            "let the client choose the job id (a random hex string)",
+        )
     return job_id
 
 
@@ -320,9 +328,18 @@ _VALIDATORS = {
 
 
 def decode_daemon(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """Decode a daemon -> client message (envelope checked; fields are trusted from our own daemon)."""
+    """Decode a daemon -> client message: envelope, job id and every image a plug-in will read."""
     msg = unpack(data, limits)
-    _check_envelope(msg, DAEMON_TYPES)
+    kind = _check_envelope(msg, DAEMON_TYPES)
+    if kind in ("queued", "progress", "result", "cancelled"):
+        _job_id(msg)
+    if kind == "result":
+        _image(msg, "image", limits, 4)
+    elif kind == "progress" and msg.get("preview") is not None:
+        _image(msg, "preview", limits, 3)
+    elif kind == "error":
+        _string(msg, "code", max_len=64)
+        _string(msg, "message")
     return msg
 
 
@@ -363,8 +380,91 @@ def submit(
     }
 
 
+def cancel(job_id: str) -> dict[str, Any]:
+    return {"type": "cancel", "job_id": job_id}
+
+
+def fetch(job_id: str) -> dict[str, Any]:
+    """Ask for a job's outcome again (after a reconnect): the stored result, or its queue position."""
+    return {"type": "fetch", "job_id": job_id}
+
+
+def status_request() -> dict[str, Any]:
+    return {"type": "status"}
+
+
+def ping() -> dict[str, Any]:
+    return {"type": "ping"}
+
+
+def pong(instance: str) -> dict[str, Any]:
+    """Heartbeat reply; ``instance`` changes when the daemon restarts."""
+    return {"type": "pong", "instance": instance}
+
+
+def queued(job_id: str, position: int) -> dict[str, Any]:
+    """``position``: 1 = runs next, 0 = running now."""
+    return {"type": "queued", "job_id": job_id, "position": position}
+
+
+def image(width: int, height: int, data: bytes) -> dict[str, Any]:
+    return {"width": width, "height": height, "data": bytes(data)}
+
+
+def progress(
+    job_id: str,
+    phase: str,
+    step: int,
+    total: int,
+    eta_s: float | None = None,
+    cached: bool = False,
+    preview: dict[str, Any] | None = None,
+    handles: list[tuple[float, float]] | None = None,
+) -> dict[str, Any]:
+    """A progress report; ``preview`` is a small RGB image map, ``handles`` the current handle positions."""
+    return {
+        "type": "progress",
+        "job_id": job_id,
+        "phase": phase,
+        "step": step,
+        "total": total,
+        "eta_s": eta_s,
+        "cached": cached,
+        "preview": preview,
+        "handles": None if handles is None else [[float(x), float(y)] for x, y in handles],
+    }
+
+
+def result(
+    job_id: str,
+    rgba: bytes,
+    width: int,
+    height: int,
+    handles: list[tuple[float, float]],
+    timings: dict[str, float],
+    seed: int,
+    cache_hits: dict[str, bool],
+    stats: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The edited RGBA image at the input size with the final handles, per-phase timings and seed."""
+    return {
+        "type": "result",
+        "job_id": job_id,
+        "image": image(width, height, rgba),
+        "handles": [[float(x), float(y)] for x, y in handles],
+        "timings": dict(timings),
+        "seed": seed,
+        "cache_hits": dict(cache_hits),
+        "stats": dict(stats or {}),
+    }
+
+
+def cancelled(job_id: str) -> dict[str, Any]:
+    return {"type": "cancelled", "job_id": job_id}
+
+
 def error(code: str, message: str, hint: str = "", job_id: str | None = None) -> dict[str, Any]:
-    return {"type": "error", "job_id": job_id, "code": code, "message": message, "hint": hint}
+    return {"type": "error", "job_id": job_id, "code": code, "message": message[:MAX_STRING], "hint": hint[:MAX_STRING]}
 
 
 def from_exception(err: ProtocolError) -> dict[str, Any]:

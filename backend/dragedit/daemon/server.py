@@ -1,0 +1,491 @@
+"""The daemon: a ROUTER socket on the I/O thread, a fair job queue, one worker thread.
+
+The I/O thread owns every piece of scheduling state (no locks): it decodes and checks client
+messages, answers hello/ping/status/fetch/cancel at once, queues submits, hands the worker
+one job at a time, and forwards the worker's progress and outcomes to the job's client.
+Every outcome is also kept on disk until fetched or expired, so a client that vanished can
+come back for it. Tests build a ``Daemon`` with an engine factory and run it in a thread;
+``dragedit serve`` passes ``dragedit.engine.Engine``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from dragedit_protocol import DEFAULT_ENDPOINT, messages
+from dragedit_protocol.messages import DEFAULT_LIMITS, PROTOCOL_VERSION, Limits, ProtocolError
+
+from .. import __version__
+from ..config import Paths
+from ..engine.api import EditError, EngineSettings
+from . import security
+from .convert import method_specs
+from .jobs import FairQueue, Job
+from .lock import AlreadyRunning, InstanceLock
+from .model_policy import ModelPolicy
+from .results import ResultStore
+from .worker import LOADING, EngineFactory, Worker
+
+log = logging.getLogger(__name__)
+
+
+class DaemonError(Exception):
+    """The daemon cannot start; the message tells the user why and what to do."""
+
+
+@dataclass
+class DaemonOptions:
+    endpoint: str = DEFAULT_ENDPOINT
+    settings: EngineSettings = field(default_factory=EngineSettings)
+    paths: Paths = field(default_factory=Paths.default)
+    secure: bool = False  # CurveZMQ even on a local endpoint (always on for other endpoints)
+    allow_models: tuple[str, ...] = ()
+    model_folders: tuple[str, ...] = ()
+    heartbeat_timeout_s: float = 10.0
+    result_ttl_s: float = 24 * 3600
+    max_queued_per_client: int = 32
+    max_queued: int = 512
+    limits: Limits = DEFAULT_LIMITS
+
+
+@dataclass
+class Peer:
+    """A connection the daemon has heard from (keyed by its routing id)."""
+
+    user: str  # authenticated Curve key, "" without CurveZMQ
+    last_seen: float
+    hello: dict[str, Any] | None = None
+
+
+class Daemon:
+    """One DragEdit daemon. ``serve_forever()`` runs it in the calling thread until ``stop()``."""
+
+    def __init__(self, options: DaemonOptions, engine_factory: EngineFactory):
+        self.options = options
+        self.instance = uuid.uuid4().hex
+        self.bound_endpoint: str | None = None
+        self.secure = options.secure or not security.is_local_endpoint(options.endpoint)
+        self._factory = engine_factory
+        self._paths = options.paths
+        self._policy = ModelPolicy.for_daemon(options.settings.model, options.allow_models, options.model_folders,
+                                              local=security.is_local_endpoint(options.endpoint))
+        self._stop = threading.Event()
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._queue = FairQueue()
+        self._announced: dict[str, int] = {}
+        self._running: Job | None = None
+        self._peers: dict[bytes, Peer] = {}
+        self._engine_state = LOADING
+        self._engine_error: dict[str, str] | None = None
+        self._description: dict[str, Any] = {}
+        self._specs: dict = {}
+        self._engine_status: dict[str, Any] | None = None
+        self._started_at = time.time()
+        self._log_hint = f"the daemon log is {self._paths.log_file}"
+
+    # ------------------------------------------------------------------ life cycle
+
+    def serve_forever(self) -> None:
+        """Take the lock, bind, serve until ``stop()``, then shut down cleanly."""
+        try:
+            self._open()
+        except BaseException as exc:
+            self._start_error = exc
+            self._started.set()
+            raise
+        self._started.set()
+        try:
+            self._loop()
+        finally:
+            self._close()
+
+    def start_in_thread(self, timeout_s: float = 30.0) -> threading.Thread:
+        """Run ``serve_forever`` in a thread; returns once bound (raises what stopped the start)."""
+        thread = threading.Thread(target=self._serve_quietly, name="dragedit-daemon", daemon=True)
+        thread.start()
+        if not self._started.wait(timeout_s):
+            raise DaemonError("the daemon did not start in time")
+        if self._start_error is not None:
+            raise self._start_error
+        return thread
+
+    def stop(self) -> None:
+        """Ask the daemon to shut down (safe from any thread and from a signal handler)."""
+        self._stop.set()
+
+    def _serve_quietly(self) -> None:
+        try:
+            self.serve_forever()
+        except BaseException:
+            if not self._started.is_set() or self._start_error is None:
+                log.exception("the daemon stopped with an error")
+
+    def _open(self) -> None:
+        opts = self.options
+        self._paths.make()
+        if not security.is_local_endpoint(opts.endpoint) and security.load_server_keys(self._paths) is None:
+            raise DaemonError(
+                f"{opts.endpoint} can be reached from other machines, and this daemon has no CurveZMQ keys yet. "
+                "Create them with 'dragedit keys server' and authorise each client with 'dragedit keys new-client NAME' "
+                "(see README: Running the daemon for other machines), or bind to tcp://127.0.0.1.")
+        self._lock = InstanceLock(self._paths.lock)
+        try:
+            self._lock.acquire({"pid": os.getpid(), "endpoint": opts.endpoint})
+        except AlreadyRunning as running:
+            raise DaemonError(
+                f"a DragEdit daemon is already running for this user (pid {running.info.get('pid', '?')}, "
+                f"{running.info.get('endpoint', 'unknown endpoint')}); use it (dragedit status) or stop it first") from None
+        try:
+            self._open_sockets()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open_sockets(self) -> None:
+        opts = self.options
+        self._context = zmq.Context()
+        self._auth = None
+        router = self._context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 1000)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a vanished client raises instead of blocking
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its routing id
+        router.setsockopt(zmq.MAXMSGSIZE, opts.limits.max_message_bytes)  # refused before it is allocated
+        router.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+        router.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(opts.heartbeat_timeout_s * 1000))
+        router.setsockopt(zmq.SNDHWM, 10000)
+        try:
+            if self.secure:
+                self._auth = security.secure_socket(self._context, router, self._paths)
+            router.bind(opts.endpoint)
+        except (zmq.ZMQError, security.KeySetupError) as exc:
+            router.close(linger=0)
+            if self._auth is not None:
+                self._auth.stop()
+            self._context.term()
+            raise DaemonError(self._bind_error(exc)) from None
+        self._router = router
+        self.bound_endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        wake_endpoint = f"inproc://dragedit-wake-{self.instance}"
+        self._wake = self._context.socket(zmq.PAIR)
+        self._wake.bind(wake_endpoint)
+        self._store = ResultStore(self._paths.results, self._paths.jobs, ttl_s=opts.result_ttl_s)
+        interrupted = self._store.recover()
+        if interrupted:
+            log.warning("%d job(s) were cut short by the previous daemon: %s", len(interrupted), ", ".join(interrupted))
+        self._store.expire()
+        self._worker = Worker(self._context, wake_endpoint, self._factory, opts.settings, self._store, self._log_hint)
+        self._worker.start()
+        log.info("DragEdit daemon %s serving %s (%s), data folder %s", __version__, self.bound_endpoint,
+                 "CurveZMQ" if self.secure else "local only", self._paths.root)
+
+    def _bind_error(self, exc: Exception) -> str:
+        if isinstance(exc, security.KeySetupError):
+            return str(exc)
+        if exc.errno == zmq.EADDRINUSE:
+            return (f"{self.options.endpoint} is already in use: another DragEdit daemon (of another user or data "
+                    "folder) or another program listens there. Check with 'dragedit status', or choose another "
+                    "address with --endpoint.")
+        return f"cannot listen on {self.options.endpoint}: {exc}. Check the --endpoint address."
+
+    def _close(self) -> None:
+        log.info("shutting down")
+        if self._running is not None:
+            self._running.cancel.set()
+        for job in self._queue.ordered():
+            self._queue.remove(job.job_id)
+            self._finish_unrun(job, messages.error(
+                "daemon_stopped", f"the daemon was stopped before job {job.job_id} ran",
+                "start the daemon again (dragedit serve) and run the edit again", job.job_id))
+        self._worker.stop()
+        self._worker.join(timeout=30)
+        self._handle_worker_events()
+        self._wake.close(linger=0)
+        self._router.close(linger=1000)
+        if self._auth is not None:
+            self._auth.stop()
+        if not self._worker.is_alive():
+            self._context.term()
+        self._lock.release()
+        log.info("stopped")
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._wake, zmq.POLLIN)
+        next_housekeeping = 0.0
+        next_expiry = time.monotonic() + 600
+        while not self._stop.is_set():
+            ready = dict(poller.poll(100))
+            if self._wake in ready:
+                while self._wake.poll(0):
+                    self._wake.recv()
+            self._handle_worker_events()
+            if self._router in ready:
+                self._drain_router()
+            now = time.monotonic()
+            if now >= next_housekeeping:
+                next_housekeeping = now + 1.0
+                self._forget_silent_peers()
+            if now >= next_expiry:
+                next_expiry = now + 600
+                self._store.expire()
+
+    def _drain_router(self, budget: int = 1000) -> None:
+        for _ in range(budget):
+            try:
+                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            try:
+                self._handle_frames(frames)
+            except Exception:  # a bug must not take the daemon down: log it, answer, go on
+                log.exception("failed to handle a message")
+                self._send(frames[0].bytes, messages.error(
+                    "internal_error", "the daemon failed to handle this message", self._log_hint))
+
+    def _handle_frames(self, frames: list[zmq.Frame]) -> None:
+        peer_id = frames[0].bytes
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            peer = self._peers[peer_id] = Peer(user=self._user_of(frames[-1]), last_seen=time.monotonic())
+        peer.last_seen = time.monotonic()
+        if len(frames) != 2:
+            self._send(peer_id, messages.error(
+                "bad_message", f"a message must be a single frame, got {len(frames) - 1}",
+                "use a DEALER socket and send one msgpack map per message"))
+            return
+        try:
+            message = messages.decode_client(frames[1].buffer, self.options.limits)
+        except ProtocolError as err:
+            self._send(peer_id, messages.from_exception(err))
+            return
+        handler = getattr(self, f"_on_{message['type']}")
+        handler(peer_id, peer, message)
+
+    def _user_of(self, frame: zmq.Frame) -> str:
+        if not self.secure:
+            return ""
+        try:
+            return frame.get("User-Id") or ""
+        except zmq.ZMQError:
+            return ""
+
+    def _send(self, peer_id: bytes, message: dict[str, Any]) -> bool:
+        """Send without blocking; False if the client is gone or not reading (its job stays stored)."""
+        try:
+            self._router.send_multipart([peer_id, messages.encode(message)], zmq.NOBLOCK)
+            return True
+        except zmq.ZMQError as exc:  # EHOSTUNREACH: disconnected; EAGAIN: its buffer is full
+            log.debug("could not send %s to a client: %s", message.get("type"), exc)
+            return False
+
+    def _forget_silent_peers(self) -> None:
+        limit = time.monotonic() - self.options.heartbeat_timeout_s
+        for peer_id, peer in list(self._peers.items()):
+            if peer.last_seen < limit:
+                del self._peers[peer_id]
+                if peer.hello:
+                    log.info("client %s %s went silent", peer.hello["client"], peer.hello["client_version"])
+
+    # ------------------------------------------------------------------ client messages
+
+    def _on_hello(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
+        if peer.hello is None:
+            log.info("client %s %s (%s %s) connected", message["client"], message["client_version"],
+                     message["editor"] or "no editor", message["editor_version"])
+        peer.hello = message
+        self._send(peer_id, self._welcome())
+
+    def _on_ping(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
+        self._send(peer_id, messages.pong(self.instance))
+
+    def _on_status(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
+        self._send(peer_id, self._status())
+
+    def _on_submit(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
+        job_id = message["job_id"]
+        try:
+            self._check_submit(peer_id, peer, message)
+        except EditError as err:
+            self._send(peer_id, messages.error(err.code, err.message, err.hint, job_id))
+            return
+        lane = peer.user or peer_id.hex()
+        job = Job(job_id, peer_id, peer.user, lane, message)
+        try:
+            self._store.mark_pending(job_id, peer.user)
+        except OSError as exc:
+            log.warning("cannot write the marker of job %s: %s", job_id, exc)
+        self._queue.add(job)
+        log.info("job %s queued: %s, %dx%d, %d point(s)", job_id, message["method"], message["image"]["width"],
+                 message["image"]["height"], len(message["points"]))
+        self._dispatch()
+        self._announce_positions()
+
+    def _check_submit(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
+        job_id = message["job_id"]
+        if job_id in self._queue or (self._running and self._running.job_id == job_id) or self._store.has(job_id):
+            raise EditError("duplicate_job", f"a job with id {job_id} already exists", "use a new job id")
+        if self._specs:
+            spec = self._specs.get(message["method"])
+            if spec is None:
+                raise EditError("unknown_method", f"there is no method called '{message['method'][:64]}'",
+                                f"choose one of: {', '.join(sorted(self._specs))}")
+            spec.resolve(message["params"])
+        message["model"] = self._policy.check(message["model"])
+        lane = peer.user or peer_id.hex()
+        if self._queue.count(lane) >= self.options.max_queued_per_client:
+            raise EditError("queue_full", f"you already have {self.options.max_queued_per_client} jobs waiting",
+                            "wait for some to finish or cancel them")
+        if len(self._queue) >= self.options.max_queued:
+            raise EditError("busy", f"the daemon already has {len(self._queue)} jobs waiting", "try again later")
+
+    def _on_cancel(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
+        job_id = message["job_id"]
+        job = self._queue.get(job_id)
+        if job is not None and job.owner == peer.user:
+            self._queue.remove(job_id)
+            log.info("job %s cancelled while queued", job_id)
+            self._finish_unrun(job, messages.cancelled(job_id))
+            if job.peer != peer_id:
+                self._send(peer_id, messages.cancelled(job_id))
+            self._announce_positions()
+        elif self._running is not None and self._running.job_id == job_id and self._running.owner == peer.user:
+            log.info("job %s: cancel requested while running", job_id)
+            self._running.cancel.set()  # the worker answers cancelled (or the result, if it was done)
+        elif self._owned_record(job_id, peer) is not None:
+            self._send(peer_id, messages.error("already_finished", f"job {job_id} has already finished",
+                                               "fetch its outcome instead", job_id))
+        else:
+            self._send(peer_id, self._unknown_job(job_id))
+
+    def _on_fetch(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
+        job_id = message["job_id"]
+        job = self._queue.get(job_id)
+        if job is None and self._running is not None and self._running.job_id == job_id:
+            job = self._running
+        if job is not None and job.owner == peer.user:
+            job.peer = peer_id  # from now on its messages go to this connection
+            position = 0 if job is self._running else self._queue.positions()[job_id]
+            self._send(peer_id, messages.queued(job_id, position))
+            return
+        record = self._owned_record(job_id, peer)
+        if record is None:
+            self._send(peer_id, self._unknown_job(job_id))
+        elif self._send(peer_id, record["message"]):
+            self._store.delete(job_id)
+
+    def _owned_record(self, job_id: str, peer: Peer) -> dict[str, Any] | None:
+        record = self._store.get(job_id)
+        return record if record is not None and record.get("owner", "") == peer.user else None
+
+    def _unknown_job(self, job_id: str) -> dict[str, Any]:
+        hours = self.options.result_ttl_s / 3600
+        return messages.error("unknown_job", f"this daemon knows no job {job_id}",
+                              f"the id may be wrong, or its result expired (results are kept {hours:g} hours "
+                              "or until fetched)", job_id)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _dispatch(self) -> None:
+        if self._running is not None:
+            return
+        job = self._queue.pop_next()
+        if job is None:
+            return
+        self._running = job
+        self._announced[job.job_id] = 0
+        self._send(job.peer, messages.queued(job.job_id, 0))
+        self._worker.inbox.put(job)
+
+    def _announce_positions(self) -> None:
+        """Tell every waiting job whose place in line changed where it stands now."""
+        for job_id, position in self._queue.positions().items():
+            if self._announced.get(job_id) != position:
+                self._announced[job_id] = position
+                self._send(self._queue.get(job_id).peer, messages.queued(job_id, position))
+
+    def _finish_unrun(self, job: Job, message: dict[str, Any]) -> None:
+        """Close a job that never reached the worker: keep its outcome, tell its client."""
+        self._announced.pop(job.job_id, None)
+        try:
+            self._store.put(job.job_id, job.owner, message)
+        except OSError as exc:
+            log.error("could not keep the outcome of job %s on disk: %s", job.job_id, exc)
+        self._store.clear_pending(job.job_id)
+        self._send(job.peer, message)
+
+    def _handle_worker_events(self) -> None:
+        while True:
+            try:
+                event = self._worker.events.get_nowait()
+            except queue.Empty:
+                return
+            kind = event[0]
+            if kind == "progress":
+                _, job, message = event
+                self._send(job.peer, message)
+            elif kind == "done":
+                _, job, message = event
+                self._announced.pop(job.job_id, None)
+                self._running = None
+                self._send(job.peer, message)
+                self._dispatch()
+                self._announce_positions()
+            elif kind == "engine":
+                _, state, description, error = event
+                self._engine_state, self._engine_error = state, error
+                if description is not None:
+                    self._description = description
+                    self._specs = method_specs(description)
+                log.info("engine: %s%s", state, f" ({error['message']})" if error else "")
+                for peer_id, peer in self._peers.items():
+                    if peer.hello is not None:
+                        self._send(peer_id, self._welcome())
+            elif kind == "engine_status":
+                self._engine_status = event[1]
+
+    # ------------------------------------------------------------------ descriptions
+
+    def _welcome(self) -> dict[str, Any]:
+        """Who we are and what the engine offers (methods with their parameter schemas)."""
+        engine = {"device": None, "memory": None, "model": self.options.settings.model, "methods": []}
+        engine.update(self._description)
+        return {**engine, "type": "welcome", "daemon_version": __version__, "protocol": PROTOCOL_VERSION,
+                "instance": self.instance, "state": self._engine_state, "error": self._engine_error,
+                "limits": self.options.limits.as_dict(), "secure": self.secure}
+
+    def _status(self) -> dict[str, Any]:
+        running = None
+        if self._running is not None:
+            running = {"job_id": self._running.job_id, "method": self._running.request["method"],
+                       "since_s": round(time.time() - self._running.submitted, 1)}
+        return {
+            "type": "status",
+            "daemon_version": __version__,
+            "instance": self.instance,
+            "pid": os.getpid(),
+            "endpoint": self.bound_endpoint,
+            "uptime_s": round(time.time() - self._started_at, 1),
+            "state": self._engine_state,
+            "error": self._engine_error,
+            "model": self._description.get("model", self.options.settings.model),
+            "device": self._description.get("device"),
+            "engine": self._engine_status,
+            "running": running,
+            "queued": len(self._queue),
+            "clients": sum(1 for peer in self._peers.values() if peer.hello is not None),
+            "results_stored": self._store.count(),
+            "secure": self.secure,
+            "data_folder": str(self._paths.root),
+        }

@@ -1,0 +1,163 @@
+"""The one worker thread: creates the engine, then runs jobs one at a time.
+
+It talks to the I/O thread through a thread-safe queue of events plus a wake-up message on
+its own inproc PAIR socket (one socket per thread). Events:
+``("engine", state, description, error)``, ``("progress", job, message)``,
+``("done", job, message)``, ``("engine_status", status)``.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any, Callable
+
+import zmq
+
+from dragedit_protocol import messages
+
+from ..engine.api import EditError, EngineSettings, JobCancelled
+from .convert import plain, progress_message, result_message, to_request
+from .jobs import Job
+from .results import ResultStore
+
+log = logging.getLogger(__name__)
+
+EngineFactory = Callable[[EngineSettings], Any]
+
+LOADING, READY, FAILED = "loading model", "ready", "error"
+
+OOM_HINT = ("select a smaller region, lower the work size or the number of steps, "
+            "or use another precision (dragedit serve --dtype fp16)")
+
+
+class Worker(threading.Thread):
+    """Owns the engine. ``inbox`` takes jobs (None to stop); events go to ``events``."""
+
+    def __init__(self, context: zmq.Context, wake_endpoint: str, engine_factory: EngineFactory,
+                 settings: EngineSettings, store: ResultStore, log_hint: str):
+        super().__init__(name="dragedit-worker", daemon=True)
+        self.inbox: queue.Queue[Job | None] = queue.Queue()
+        self.events: queue.Queue[tuple] = queue.Queue()
+        self._context = context
+        self._wake_endpoint = wake_endpoint
+        self._factory = engine_factory
+        self._settings = settings
+        self._store = store
+        self._log_hint = log_hint
+        self._engine: Any = None
+        self._wake: zmq.Socket | None = None
+
+    def run(self) -> None:
+        self._wake = self._context.socket(zmq.PAIR)
+        self._wake.setsockopt(zmq.LINGER, 0)
+        self._wake.connect(self._wake_endpoint)
+        try:
+            self._load_engine()
+            while True:
+                job = self.inbox.get()
+                if job is None:
+                    break
+                self._run(job)
+        finally:
+            self._wake.close()
+
+    def stop(self) -> None:
+        """Ask the thread to end after the current job (set the job's cancel flag to hurry it)."""
+        self.inbox.put(None)
+
+    # ------------------------------------------------------------------ internals
+
+    def _post(self, event: tuple) -> None:
+        self.events.put(event)
+        try:
+            self._wake.send(b"", zmq.NOBLOCK)
+        except zmq.Again:  # the I/O thread is behind; it drains the whole queue when it wakes
+            pass
+
+    def _load_engine(self) -> EditError | None:
+        self._post(("engine", LOADING, None, None))
+        try:
+            engine = self._factory(self._settings)
+            engine.ensure_model()  # load the model now, so the first job does not wait for it
+            description = plain(engine.describe())
+        except Exception as exc:
+            failure = self._load_error(exc)
+            log.exception("the engine could not be created")
+            self._post(("engine", FAILED, None, {"code": failure.code, "message": failure.message, "hint": failure.hint}))
+            return failure
+        self._engine = engine
+        self._post(("engine", READY, description, None))
+        self._post_status()
+        return None
+
+    def _load_error(self, exc: Exception) -> EditError:
+        if isinstance(exc, EditError):
+            return exc
+        return EditError(
+            "model_load_failed",
+            f"the model '{self._settings.model}' could not be loaded ({type(exc).__name__}: {exc})",
+            "check --model: a hub id, a diffusers folder or a .safetensors file; " + self._log_hint)
+
+    def _run(self, job: Job) -> None:
+        log.info("job %s: %s started", job.job_id, job.request["method"])
+        message = self._outcome(job)
+        log.info("job %s: %s", job.job_id, message["type"] if message["type"] != "error" else message["code"])
+        try:
+            self._store.put(job.job_id, job.owner, message)
+        except OSError as exc:
+            log.error("could not keep the outcome of job %s on disk: %s", job.job_id, exc)
+        self._store.clear_pending(job.job_id)
+        self._post(("done", job, message))
+        self._post_status()
+
+    def _outcome(self, job: Job) -> dict[str, Any]:
+        if job.cancel.is_set():
+            return messages.cancelled(job.job_id)
+        if self._engine is None:
+            failure = self._load_engine()
+            if failure is not None:
+                return messages.error(failure.code, failure.message, failure.hint, job.job_id)
+
+        def on_progress(progress) -> None:
+            self._post(("progress", job, progress_message(job.job_id, progress)))
+
+        try:
+            result = self._engine.run(to_request(job.request), on_progress, job.cancel.is_set)
+            return result_message(job.job_id, result)
+        except JobCancelled:
+            return messages.cancelled(job.job_id)
+        except EditError as exc:
+            if exc.code == "out_of_memory":
+                self._release_memory()
+            return messages.error(exc.code, exc.message, exc.hint, job.job_id)
+        except Exception as exc:
+            log.exception("job %s failed", job.job_id)
+            self._release_memory()
+            if _is_out_of_memory(exc):
+                return messages.error("out_of_memory", f"the device ran out of memory ({exc})", OOM_HINT, job.job_id)
+            return messages.error("internal_error", f"the edit failed: {type(exc).__name__}: {exc}",
+                                  "try other parameters or a smaller region; " + self._log_hint, job.job_id)
+
+    def _release_memory(self) -> None:
+        try:
+            self._engine.release_memory()
+        except Exception:
+            log.exception("releasing the engine's memory failed")
+
+    def _post_status(self) -> None:
+        if self._engine is None:
+            return
+        try:
+            self._post(("engine_status", plain(self._engine.status())))
+        except Exception:
+            log.exception("the engine's status could not be read")
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError (any device), MemoryError, or an old-style 'out of memory' RuntimeError."""
+    if isinstance(exc, MemoryError):
+        return True
+    if any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__):
+        return True
+    return "out of memory" in str(exc).lower()

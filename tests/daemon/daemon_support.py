@@ -1,0 +1,55 @@
+"""Helpers shared by the daemon tests: drive clients until a condition holds, build test images."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from dragedit_protocol.client import DaemonClient
+
+
+def pump(clients: list[DaemonClient], until: Callable[[list[dict]], bool], timeout_s: float = 20.0) -> list[dict]:
+    """Poll the clients, collecting (client index, message) until ``until(messages)`` holds."""
+    seen: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for index, client in enumerate(clients):
+            for message in client.poll(20):
+                seen.append({**message, "_client": index})
+        if until(seen):
+            return seen
+    raise AssertionError(f"timed out; got {[(m['_client'], m['type'], m.get('job_id'), m.get('code')) for m in seen]}")
+
+
+def final(messages: list[dict], job_id: str) -> dict | None:
+    """The result/error/cancelled message of a job, if it arrived."""
+    for message in messages:
+        if message.get("job_id") == job_id and message["type"] in ("result", "error", "cancelled"):
+            return message
+    return None
+
+
+def all_final(*job_ids: str) -> Callable[[list[dict]], bool]:
+    return lambda messages: all(final(messages, job_id) is not None for job_id in job_ids)
+
+
+def ready(client: DaemonClient, timeout_s: float = 20.0, state: str = "ready") -> dict:
+    """Wait until the client is welcomed (and the engine reports ``state``); returns the welcome."""
+    pump([client], lambda _: client.state == "ready" and client.welcome["state"] == state, timeout_s)
+    return client.welcome
+
+
+def image(width: int = 16, height: int = 12) -> np.ndarray:
+    """An RGBA test image with a gradient."""
+    rgba = np.zeros((height, width, 4), np.uint8)
+    rgba[..., 0] = np.arange(width, dtype=np.uint8)[None, :] * 8
+    rgba[..., 1] = np.arange(height, dtype=np.uint8)[:, None] * 8
+    rgba[..., 3] = 255
+    return rgba
+
+
+def submit(client: DaemonClient, rgba: np.ndarray | None = None, method: str = "double", **kwargs) -> str:
+    rgba = image() if rgba is None else rgba
+    kwargs.setdefault("points", [(2, 2, 6, 5)])
+    return client.submit(method, rgba.tobytes(), rgba.shape[1], rgba.shape[0], **kwargs)
