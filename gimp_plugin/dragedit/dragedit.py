@@ -1,0 +1,16 @@
+#!/usr/bin/env python3
+"""GIMP 3 entry point of DragEdit (Filters > Distorts > Drag Edit...).
+
+pyzmq, msgpack and dragedit_protocol come from this folder's _vendor/ (install.py puts them
+there for GIMP's Python), never from the system's site-packages.
+"""
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "_vendor"), HERE]
+
+from dragedit_gimp.plugin import DragEditPlugIn  # noqa: E402  (after the path set-up; it requires gi versions)
+from gi.repository import Gimp  # noqa: E402
+
+Gimp.main(DragEditPlugIn.__gtype__, sys.argv)

@@ -1,0 +1,76 @@
+"""The GIMP plug-in class: registers Filters > Distorts > Drag Edit... and dispatches its runs."""
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+from gi.repository import GLib, Gimp
+
+from dragedit_protocol.editor.errors import UserError
+
+from . import PROCEDURE
+from .run import DragCancelled, make_session, run_noninteractive
+from .settings import add_arguments, read_args
+
+VENDOR_DIR = Path(__file__).resolve().parents[1] / "_vendor"
+MENU_PATH = "<Image>/Filters/Distorts"
+
+
+class DragEditPlugIn(Gimp.PlugIn):
+    """Drag Edit: move image content from handle points to target points with a diffusion model."""
+
+    def do_query_procedures(self) -> list[str]:
+        return [PROCEDURE]
+
+    def do_set_i18n(self, name: str) -> bool:
+        return False
+
+    def do_create_procedure(self, name: str) -> Gimp.Procedure:
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_procedure, None)
+        procedure.set_image_types("*")  # grayscale and indexed images get a clear message, not a grey menu
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        procedure.set_menu_label("_Drag Edit...")
+        procedure.add_menu_path(MENU_PATH)
+        procedure.set_documentation(
+            "Drag image content from handle points to target points",
+            "Each stroke of the path 'Drag points' (or of the selected path) goes from a handle (its first "
+            "point) to a target (its last point). The selection limits what may change (none: the whole "
+            "layer). The DragEdit daemon edits the layer with a diffusion model; the result is added as a "
+            "new layer above it.",
+            name)
+        procedure.set_attribution("DragEdit", "DragEdit", "2025")
+        add_arguments(procedure)
+        return procedure
+
+
+def error_values(procedure: Gimp.Procedure, text: str) -> Gimp.ValueArray:
+    return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(text))
+
+
+def run_procedure(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, drawables: list,
+                  config: Gimp.ProcedureConfig, data) -> Gimp.ValueArray:
+    """Interactive: the dialog. Non-interactive and with last values: one drag with the arguments."""
+    session = None
+    try:
+        session = make_session(VENDOR_DIR)
+        if run_mode == Gimp.RunMode.INTERACTIVE:
+            from .dialog import run_dialog  # Gtk is loaded only when there is a display
+
+            added = run_dialog(procedure, config, image, session)
+            status = Gimp.PDBStatusType.SUCCESS if added else Gimp.PDBStatusType.CANCEL
+        else:
+            run_noninteractive(session, image, list(drawables), read_args(config))
+            status = Gimp.PDBStatusType.SUCCESS
+    except UserError as err:
+        return error_values(procedure, str(err))
+    except DragCancelled:
+        status = Gimp.PDBStatusType.CANCEL
+    except Exception as exc:  # never a traceback dialog: a sentence, and the details on stderr
+        traceback.print_exc(file=sys.stderr)
+        return error_values(procedure, f"Drag Edit failed unexpectedly ({type(exc).__name__}: {exc}). "
+                                       "Please report it with the details GIMP printed on its error output.")
+    finally:
+        if session is not None:
+            session.close()
+    return procedure.new_return_values(status, GLib.Error())

@@ -1,0 +1,155 @@
+"""The Drag Edit dialog (dragedit_gimp.dialog) on fake Gtk/GimpUi widgets and a scripted daemon."""
+from __future__ import annotations
+
+import json
+
+import fake_gimp
+import pytest
+from gimp_fake_daemon import FakeDaemonClient
+from scenes import scene
+
+from dragedit_gimp import PROCEDURE, plugin, run
+from dragedit_gimp.dialog import DragDialog, ParamForm
+from dragedit_protocol.editor.errors import UserError
+from dragedit_protocol.editor.params import ParamStore, methods_from_welcome
+
+OK, STOP, CLOSE = fake_gimp.ResponseType.OK, fake_gimp.ResponseType.CANCEL, fake_gimp.ResponseType.CLOSE
+
+
+def make_dialog(tmp_path, monkeypatch, client, image, **config_values):
+    monkeypatch.delenv(run.ENDPOINT_VARIABLE, raising=False)
+    procedure = plugin.DragEditPlugIn().do_create_procedure(PROCEDURE)
+    config = procedure.create_config()
+    for name, value in config_values.items():
+        config.set_property(name, value)
+    session = run.make_session(tmp_path, make_client=lambda endpoint: client)
+    return DragDialog(procedure, config, image, session), config
+
+
+def play(dialog: DragDialog, *steps):
+    """Run the dialog; each step (condition, action) fires on the first tick its condition holds."""
+    pending = list(steps)
+
+    def driver():
+        if pending and pending[0][0]():
+            pending.pop(0)[1]()
+        return True
+
+    fake_gimp.GLib.timeout_add(50, driver)
+    added = dialog.run()
+    assert not pending, f"{len(pending)} step(s) never ran"
+    return added
+
+
+def widgets(dialog: DragDialog, kind):
+    return [w for w in dialog.dialog.walk() if type(w) is kind]
+
+
+def test_form_shows_main_parameters_and_the_rest_under_advanced():
+    method = methods_from_welcome(FakeDaemonClient().welcome)[0]
+    store = ParamStore(values={"dragdiffusion": {"lr": 0.5}})
+    form = ParamForm(method, store)
+    grid, expander = form.widget.children
+    assert [type(w).__name__ for w in grid.children] == ["Label", "SpinButton"]
+    assert grid.children[0].text == "N steps" and grid.children[1].value == 40
+    assert grid.children[1].tooltip == "Drag iterations."
+    assert expander.props["label"] == "Advanced"
+    advanced = expander.children[0].children
+    assert advanced[1].get_text() == "0.5" and advanced[2].get_active() is True
+    assert form.values() == {"n_steps": 40, "lr": 0.5, "use_lora": True}
+    advanced[1].set_text("fast")
+    with pytest.raises(UserError, match="Lr must be a number"):
+        form.values()
+
+
+def test_drag_from_the_dialog_adds_a_layer_remembers_values_and_stays_open(tmp_path, monkeypatch):
+    client = FakeDaemonClient()
+    image, layer = scene()
+    dialog, config = make_dialog(tmp_path, monkeypatch, client, image, method="gooddrag")
+
+    def press_drag():
+        assert dialog.method_combo.get_active_id() == "gooddrag"  # the remembered method
+        dialog.form.fields[0].widget.set_active_id("l2")
+        dialog.seed_entry.set_text("42")
+        dialog.dialog.respond(OK)
+
+    added = play(dialog,
+                 (lambda: dialog.form is not None, press_drag),
+                 (lambda: "Added the layer" in dialog.status_label.text, lambda: dialog.dialog.respond(CLOSE)))
+    assert added == 1 and dialog.dialog.destroyed
+    assert [l.get_name() for l in image.get_layers()] == ["GoodDrag drag (seed 42)", "photo"]
+    assert client.submitted[0]["params"] == {"tracker": "l2"} and client.submitted[0]["seed"] == 42
+    assert (config.get_property("method"), json.loads(config.get_property("params")),
+            config.get_property("seed")) == ("gooddrag", {"tracker": "l2"}, 42)
+    assert json.loads(config.get_property("settings"))["values"]["gooddrag"] == {"tracker": "l2"}
+    assert "Daemon ready: tiny-test-model on cpu." == dialog.daemon_label.text
+    assert ("init", "Drag Edit (GoodDrag): waiting for the daemon...") in fake_gimp.PROGRESS
+
+
+def test_an_image_error_is_shown_in_the_dialog_and_nothing_changes(tmp_path, monkeypatch):
+    client = FakeDaemonClient()
+    image, layer = scene(strokes=(((10, 12),),))
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image)
+    added = play(dialog,
+                 (lambda: dialog.form is not None, lambda: dialog.dialog.respond(OK)),
+                 (lambda: True, lambda: dialog.dialog.respond(CLOSE)))
+    assert added == 0
+    assert dialog.status_label.text.startswith("Drag stroke 1 has a single point. Draw each stroke")
+    assert image.get_layers() == [layer] and client.submitted == []
+
+
+def test_a_daemon_error_is_shown_and_the_image_left_as_it_was(tmp_path, monkeypatch):
+    client = FakeDaemonClient(behaviour="error")
+    image, layer = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image)
+    play(dialog,
+         (lambda: dialog.form is not None, lambda: dialog.dialog.respond(OK)),
+         (lambda: "memory" in dialog.status_label.text, lambda: dialog.dialog.respond(CLOSE)))
+    assert "The image was not changed." in dialog.status_label.text
+    assert image.get_layers() == [layer]
+
+
+def test_stop_cancels_the_running_drag(tmp_path, monkeypatch):
+    client = FakeDaemonClient(behaviour="hold")
+    image, layer = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image)
+    sensitivity = []
+
+    def press_stop():
+        sensitivity.append((dialog.dialog.sensitive[OK], dialog.dialog.sensitive[STOP]))
+        dialog.dialog.respond(STOP)
+
+    play(dialog,
+         (lambda: dialog.form is not None, lambda: dialog.dialog.respond(OK)),
+         (lambda: dialog.progress_bar.fraction == 0.5, press_stop),
+         (lambda: "Cancelled" in dialog.status_label.text, lambda: dialog.dialog.respond(CLOSE)))
+    assert sensitivity == [(False, True)]  # while running: Drag greyed out, Stop available
+    assert client.cancelled == [client.submitted[0]["job_id"]]
+    assert image.get_layers() == [layer]
+    assert fake_gimp.PROGRESS[-1] == ("end",)
+
+
+def test_switching_methods_keeps_each_methods_values(tmp_path, monkeypatch):
+    client = FakeDaemonClient()
+    image, _ = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image)
+    seen = []
+
+    def edit_and_switch():
+        dialog.form.fields[0].widget.set_value(7)
+        dialog.method_combo.set_active_id("gooddrag")
+        dialog.method_combo.set_active_id("dragdiffusion")
+        seen.append(dialog.form.fields[0].widget.get_value_as_int())
+        dialog.dialog.respond(CLOSE)
+
+    play(dialog, (lambda: dialog.form is not None, edit_and_switch))
+    assert seen == [7]
+
+
+def test_unreachable_daemon_is_explained_and_drag_is_greyed_out(tmp_path, monkeypatch):
+    client = FakeDaemonClient(state="unreachable", error_text="The DragEdit daemon at tcp://127.0.0.1:1 does not answer.")
+    image, _ = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image)
+    play(dialog, (lambda: "does not answer" in dialog.daemon_label.text, lambda: dialog.dialog.respond(CLOSE)))
+    assert "install.py" in dialog.daemon_label.text
+    assert dialog.dialog.sensitive[OK] is False
