@@ -1,0 +1,272 @@
+"""Real-editor harness: install Krita / GIMP 3 when missing and run a Python script inside them.
+
+- Krita (Debian 12's 5.1.5) runs on the host under its own Xvfb; the runner plug-in in
+  krita_runner/ executes the script in Krita's GUI thread and exits Krita with its status.
+- GIMP 3 runs as gimp-console in a Debian trixie chroot (cached under CACHE); the script runs
+  through python-fu-eval, which is itself a plug-in process with the full libgimp API.
+- install_plugins() runs the project's install.py, so the plug-ins under test are the installed
+  ones, with their vendored pyzmq (Debian's python3-zmq is installed in neither place).
+Setup needs root (apt-get, debootstrap, chroot). Cache folder: $DRAGEDIT_E2E_CACHE or
+/var/cache/dragedit-e2e.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import install  # the repository's install.py (pytest.ini puts the root on sys.path)
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SCRIPTS = HERE / "scripts"
+KRITA_RUNNER = HERE / "krita_runner"  # pykrita-style folder: dragedit_e2e_runner/ + .desktop
+CACHE = Path(os.environ.get("DRAGEDIT_E2E_CACHE", "/var/cache/dragedit-e2e"))
+GIMP_ROOT = CACHE / "gimp3-root"
+KRITA_HOME = CACHE / "krita-home"  # reused between runs: Krita starts ~10 s faster
+KRITA_PYKRITA = KRITA_HOME / ".local" / "share" / "krita" / "pykrita"
+GIMP_HOME = "/var/tmp/dragedit-e2e-home"  # as seen inside the chroot
+GIMP_PLUGINS = f"{GIMP_HOME}/.config/GIMP/3.0/plug-ins"  # as seen inside the chroot
+# Variables that would let the editors' Python see this test run's virtualenv or display.
+HOST_ONLY_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM",
+                 "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR")
+GIMP_NOISE = re.compile(r"^$|cannot open display|gimp_wire_read|Welcome to GIMP|stray image|tag cache")
+
+
+class EditorUnavailable(RuntimeError):
+    """The editor is missing and could not be installed here."""
+
+
+@contextmanager
+def _cache_lock(name: str) -> Iterator[None]:
+    """Serialise setup steps between concurrent test runs on this machine."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _setup(script: str, args: list[str], editor: str) -> None:
+    if os.geteuid() != 0:
+        raise EditorUnavailable(f"{editor} is not installed and installing it needs root (apt-get)")
+    log_path = CACHE / f"{Path(script).stem}.log"
+    with open(log_path, "wb") as log:
+        rc = subprocess.call(["bash", str(SCRIPTS / script), *args], stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL)
+    if rc != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+        raise EditorUnavailable(f"installing {editor} failed (exit {rc}, log {log_path}):\n{tail}")
+
+
+def _run_group(cmd: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, str]:
+    """Run cmd in its own process group with output captured; kill the whole group on timeout (rc 124)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+        return proc.returncode, out.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return 124, out.decode(errors="replace") + f"\n[harness] killed after {timeout_s:.0f} s"
+
+
+def _editor_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in HOST_ONLY_ENV}
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def _xvfb() -> Iterator[str]:
+    """A private X server on a display it picks itself (-displayfd: no race), always killed afterwards."""
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as announced:
+            if not select.select([announced], [], [], 20)[0]:
+                raise EditorUnavailable("Xvfb did not announce a display within 20 s")
+            number = announced.readline().strip()
+        if not number.isdigit() or server.poll() is not None:
+            raise EditorUnavailable(f"Xvfb did not start (exit {server.poll()})")
+        yield f":{number}"
+    finally:
+        server.terminate()  # lets it remove its socket
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+# --------------------------------------------------------------------------- Krita
+
+
+def ensure_krita() -> None:
+    """Install Debian's Krita, PyQt5 and Xvfb when missing (never python3-zmq)."""
+    if shutil.which("krita") and shutil.which("Xvfb"):
+        return
+    with _cache_lock("apt"):
+        if not (shutil.which("krita") and shutil.which("Xvfb")):
+            _setup("install_krita.sh", [], "Krita")
+
+
+def run_in_krita(script: Path, plugin_dirs: list[Path], env: dict[str, str], fixture: Path | None = None,
+                 timeout_s: float = 300) -> tuple[int, str]:
+    """Run `script` inside a real Krita under Xvfb; returns (exit code, log).
+
+    Each of plugin_dirs is a pykrita-style folder (NAME/ + NAME.desktop, as install.py writes
+    them); their plug-ins are copied into Krita's pykrita folder ($KRITA_PYKRITA) and enabled.
+    `fixture` is a document Krita opens on start. Exit code: 0 passed, 1 failed, 124 timed out.
+    """
+    ensure_krita()
+    with _cache_lock("krita-home"):
+        shutil.rmtree(KRITA_PYKRITA, ignore_errors=True)
+        KRITA_PYKRITA.mkdir(parents=True)
+        kritarc = KRITA_HOME / ".config" / "kritarc"
+        for folder in [KRITA_RUNNER, *plugin_dirs]:
+            shutil.copytree(folder, KRITA_PYKRITA, dirs_exist_ok=True, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+            for desktop in Path(folder).glob("*.desktop"):
+                install.set_krita_plugin_enabled(kritarc, desktop.stem, True)  # Krita rewrites it on exit
+        runtime = KRITA_HOME / "runtime"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        log_path = KRITA_HOME / "e2e.log"
+        log_path.unlink(missing_ok=True)
+        with _xvfb() as display:
+            full_env = _editor_env({
+                "HOME": str(KRITA_HOME), "XDG_RUNTIME_DIR": str(runtime), "DISPLAY": display,
+                "DRAGEDIT_E2E_SCRIPT": str(Path(script).resolve()), "DRAGEDIT_E2E_LOG": str(log_path),
+                "DRAGEDIT_E2E_TIMEOUT_S": str(timeout_s), **env,
+            })
+            cmd = ["krita", "--nosplash", *([str(Path(fixture).resolve())] if fixture else [])]
+            rc, output = _run_group(cmd, full_env, timeout_s + 30)
+        runner_log = log_path.read_text(errors="replace") if log_path.exists() else "(the runner wrote no log)\n"
+    return rc, f"{runner_log}--- krita output (exit {rc}) ---\n{output}"
+
+
+# --------------------------------------------------------------------------- GIMP 3
+
+
+def ensure_gimp() -> Path:
+    """Build (once) the Debian trixie chroot with GIMP 3 and Python support; returns its root."""
+    if not (GIMP_ROOT / ".dragedit-ready").exists():
+        with _cache_lock("gimp3-root"):
+            _setup("build_gimp_root.sh", [str(GIMP_ROOT)], "GIMP 3")
+    return GIMP_ROOT
+
+
+def gimp_python_version(root: Path) -> str:
+    """X.Y of the python3 GIMP's plug-ins run with inside the chroot."""
+    found = re.fullmatch(r"python(3\.\d+)", os.readlink(root / "usr" / "bin" / "python3"))
+    if not found:
+        raise EditorUnavailable(f"cannot tell the Python version of {root}/usr/bin/python3")
+    return found.group(1)
+
+
+def run_in_gimp(script: Path, plugin_dirs: list[Path], env: dict[str, str], timeout_s: float = 300) -> tuple[int, str]:
+    """Run `script` with gimp-console's python-fu-eval in the GIMP 3 chroot; returns (exit code, log).
+
+    Each of plugin_dirs is a GIMP plug-in folder NAME/ holding an executable NAME.py; they are
+    copied into the chroot's plug-ins folder (GIMP_PLUGINS). `env` is all the script sees besides
+    HOME, LANG and PATH. Exit code: 0 passed, 64 the script raised, 124 timed out.
+    """
+    root = ensure_gimp()
+    with _cache_lock("gimp-home"):
+        plugins = root / GIMP_PLUGINS.lstrip("/")
+        shutil.rmtree(plugins, ignore_errors=True)
+        plugins.mkdir(parents=True)
+        for folder in map(Path, plugin_dirs):
+            shutil.copytree(folder, plugins / folder.name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+            (plugins / folder.name / f"{folder.name}.py").chmod(0o755)
+        inside = f"/tmp/dragedit-e2e/{Path(script).name}"
+        (root / inside.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(script, root / inside.lstrip("/"))
+        batch = f"exec(compile(open({inside!r}).read(), {inside!r}, 'exec'))"
+        cmd = ["chroot", str(root), "env", "-i", f"HOME={GIMP_HOME}", "LANG=C.UTF-8", "PATH=/usr/bin:/bin",
+               *(f"{k}={v}" for k, v in env.items()),
+               "gimp-console-3.0", "-i", "--quit", "--batch-interpreter=python-fu-eval", "-b", batch]
+        rc, output = _run_group(cmd, os.environ.copy(), timeout_s)
+    lines = [line for line in output.splitlines() if not GIMP_NOISE.search(line)]
+    return rc, "\n".join(lines + [f"--- gimp-console exit {rc} ---"])
+
+
+# --------------------------------------------------------------------------- the product
+
+
+def install_plugins(tmp: Path, editors: tuple[str, ...] = ("krita", "gimp")) -> dict:
+    """Run install.py into temporary Krita / GIMP folders; returns where the plug-ins went.
+
+    Keys: "krita_dir" (a pykrita-style folder for run_in_krita), "krita_plugin" (its
+    dragedit_krita/), "gimp_plugin" (the dragedit/ folder for run_in_gimp), "output".
+    """
+    tmp = Path(tmp)
+    cmd = [sys.executable, str(REPO / "install.py")]
+    result: dict = {}
+    if "krita" in editors:
+        ensure_krita()
+        result["krita_dir"] = tmp / "krita" / "pykrita"
+        result["krita_plugin"] = result["krita_dir"] / "dragedit_krita"
+        cmd += ["--krita-dir", str(result["krita_dir"]), "--kritarc", str(tmp / "krita" / "kritarc")]
+    if "gimp" in editors:
+        version = gimp_python_version(ensure_gimp())
+        result["gimp_plugin"] = tmp / "gimp" / "plug-ins" / "dragedit"
+        cmd += ["--gimp-dir", str(result["gimp_plugin"].parent), "--gimp-python", version]
+    done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result["output"] = done.stdout + done.stderr
+    if done.returncode != 0:
+        raise RuntimeError(f"install.py failed (exit {done.returncode}):\n{result['output']}")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_daemon(model_dir: Path, home: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
+    """Start `.venv/bin/dragedit serve` with DRAGEDIT_HOME=home on a free loopback port; wait until it answers a ping.
+
+    Its output goes to home/daemon.out. The caller terminates the process.
+    """
+    import zmq  # the test run's own pyzmq (the virtualenv's), not an editor's
+    from dragedit_protocol import messages
+
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with open(home / "daemon.out", "wb") as out:
+        proc = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "dragedit"), "serve", "--model", str(model_dir), "--endpoint", endpoint],
+            env={**os.environ, "DRAGEDIT_HOME": str(home)}, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            sock.send(messages.encode({"type": "ping"}))
+            if sock.poll(1000):
+                reply = messages.decode_daemon(sock.recv_multipart()[-1])
+                if reply.get("type") == "pong":
+                    return proc, endpoint
+    finally:
+        sock.close()
+    proc.kill()
+    proc.wait()
+    tail = "\n".join((home / "daemon.out").read_text(errors="replace").splitlines()[-30:])
+    raise RuntimeError(f"the daemon did not answer on {endpoint} (exit {proc.returncode}):\n{tail}")
