@@ -80,11 +80,11 @@ def run(cmd: list[str], what: str, hint: str, shown: str = "") -> None:
 
 
 def venv_python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return VENV / "bin" / "python"
 
 
 def dragedit_executable() -> Path:
-    return VENV / ("Scripts/dragedit.exe" if os.name == "nt" else "bin/dragedit")
+    return VENV / "bin" / "dragedit"
 
 
 def file_digest(*paths: Path) -> str:
@@ -383,10 +383,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Install DragEdit: the daemon (.venv) and the Krita / GIMP 3 plug-ins.")
     parser.add_argument("--torch", metavar="SPEC", help="pip requirement for torch, installed first (e.g. torch==2.13.0)")
     parser.add_argument("--dev", action="store_true", help="also install the test tools (pytest, hypothesis)")
-    parser.add_argument("--krita-dir", type=Path, help="Krita's pykrita folder (default: ~/.local/share/krita/pykrita when Krita is installed)")
-    parser.add_argument("--kritarc", type=Path, help="Krita's settings file to enable the plug-in in (default: ~/.config/kritarc)")
+    parser.add_argument("--krita-dir", type=Path, metavar="DIR", help="Krita's pykrita folder (default: ~/.local/share/krita/pykrita when Krita is installed)")
+    parser.add_argument("--kritarc", type=Path, metavar="FILE", help="Krita's settings file to enable the plug-in in (default: ~/.config/kritarc)")
     parser.add_argument("--krita-python", metavar="X.Y", help="Python version Krita embeds (default: detected)")
-    parser.add_argument("--gimp-dir", type=Path, help="GIMP 3's plug-ins folder (default: ~/.config/GIMP/3.0/plug-ins when GIMP 3 is installed)")
+    parser.add_argument("--gimp-dir", type=Path, metavar="DIR", help="GIMP 3's plug-ins folder (default: ~/.config/GIMP/3.0/plug-ins when GIMP 3 is installed)")
     parser.add_argument("--gimp-python", metavar="X.Y", help="Python version GIMP 3 runs plug-ins with (default: detected)")
     parser.add_argument("--uninstall", action="store_true", help="remove the plug-ins and the kritarc entry (the .venv stays)")
     parser.add_argument("--all", action="store_true", help="with --uninstall: remove the .venv too")
@@ -446,6 +446,10 @@ def install(args: argparse.Namespace, krita_dir: Path | None, kritarc: Path, gim
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if sys.version_info < (3, 10):
+        print(f"install.py: error: DragEdit needs Python 3.10 or newer, this is {platform.python_version()}\n"
+              "install.py: hint: run it with a newer interpreter, e.g. python3.11 install.py", file=sys.stderr)
+        return 1
     kritarc = args.kritarc or kritarc_path()
     krita_found = shutil.which("krita")
     gimp_found = shutil.which("gimp-3.0") or shutil.which("gimp-console-3.0")

@@ -6,6 +6,7 @@ elsewhere (e.g. a developer without root).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -43,3 +44,28 @@ def gimp_root() -> Path:
 def installed_plugins(krita, gimp_root, tmp_path_factory) -> dict:
     """Both plug-ins as install.py installs them (see editors.install_plugins for the keys)."""
     return editors.install_plugins(tmp_path_factory.mktemp("installed"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny randomly initialised SD-1.5-layout diffusers folder (the engine's test model)."""
+    from dragedit.engine.models import build_random_model
+
+    return build_random_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def daemon(tiny_model, tmp_path_factory):
+    """A real `dragedit serve` on a free loopback port with the tiny model; yields its endpoint.
+
+    Shared by the session (it takes ~20 s to start); its log is <DRAGEDIT_HOME>/daemon.out.
+    """
+    home = tmp_path_factory.mktemp("daemon-home")
+    proc, endpoint = editors.start_daemon(tiny_model, home)
+    yield endpoint
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -237,14 +237,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def daemon_answers(endpoint: str, timeout_s: float = 5) -> bool:
+    """Whether a daemon at endpoint answers a ping within timeout_s."""
+    import zmq  # the test run's own pyzmq (the virtualenv's), not an editor's
+    from dragedit_protocol import messages
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            sock.send(messages.encode({"type": "ping"}))
+            if sock.poll(min(1000, max(1, int((deadline - time.monotonic()) * 1000)))):
+                return messages.decode_daemon(sock.recv_multipart()[-1]).get("type") == "pong"
+        return False
+    finally:
+        sock.close()
+
+
 def start_daemon(model_dir: Path, home: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
     """Start `.venv/bin/dragedit serve` with DRAGEDIT_HOME=home on a free loopback port; wait until it answers a ping.
 
     Its output goes to home/daemon.out. The caller terminates the process.
     """
-    import zmq  # the test run's own pyzmq (the virtualenv's), not an editor's
-    from dragedit_protocol import messages
-
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     endpoint = f"tcp://127.0.0.1:{free_port()}"
@@ -253,19 +269,10 @@ def start_daemon(model_dir: Path, home: Path, timeout_s: float = 120) -> tuple[s
             [str(REPO / ".venv" / "bin" / "dragedit"), "serve", "--model", str(model_dir), "--endpoint", endpoint],
             env={**os.environ, "DRAGEDIT_HOME": str(home)}, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and proc.poll() is None:
-            sock.send(messages.encode({"type": "ping"}))
-            if sock.poll(1000):
-                reply = messages.decode_daemon(sock.recv_multipart()[-1])
-                if reply.get("type") == "pong":
-                    return proc, endpoint
-    finally:
-        sock.close()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if daemon_answers(endpoint, timeout_s=1):
+            return proc, endpoint
     proc.kill()
     proc.wait()
     tail = "\n".join((home / "daemon.out").read_text(errors="replace").splitlines()[-30:])
