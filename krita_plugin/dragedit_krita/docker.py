@@ -1,0 +1,353 @@
+"""The "Drag Edit" docker: daemon state, method and parameters, point pairs, Drag/Cancel, progress.
+
+A view over the DragController: widgets call its methods and ``refresh`` reads its state back.
+The parameter form is built from the method schema the daemon publishes in ``welcome``.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from typing import Any, Callable
+
+from krita import DockWidget
+
+from dragedit_protocol.editor.params import MethodSpec, ParamSpec
+
+from .controller import DragController
+from .extension import shared_controller
+from .qt import (
+    QCheckBox, QColor, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QImage, QLabel, QLineEdit,
+    QListWidget, QPainter, QPen, QPixmap, QProgressBar, QPushButton, QScrollArea, QSpinBox, Qt, QTimer,
+    QToolButton, QVBoxLayout, QWidget,
+)
+
+TITLE = "Drag Edit"
+PREVIEW_WIDTH = 256
+INT_LIMIT = 2**31 - 1
+
+
+def guarded(method: Callable) -> Callable:
+    """A widget slot that never lets an exception reach Krita's error dialog."""
+    @functools.wraps(method)
+    def wrapper(self: DragEditDocker, *args: Any) -> None:
+        try:
+            method(self, *args)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            self.message.setText(f"DragEdit hit an unexpected problem ({type(exc).__name__}: {exc}).")
+
+    return wrapper
+
+
+class DragEditDocker(DockWidget):
+    """Settings > Dockers > Drag Edit."""
+
+    def __init__(self, controller: DragController | None = None):
+        super().__init__()
+        controller = controller or shared_controller()
+        self.setWindowTitle(TITLE)
+        self.controller = controller
+        self._form_key: tuple = ()
+        body = QWidget()
+        layout = QVBoxLayout(body)
+
+        self.daemon = QLabel()
+        self.daemon.setWordWrap(True)
+        layout.addWidget(self.daemon)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Method"))
+        self.method = QComboBox()
+        self.method.activated.connect(self._method_chosen)
+        row.addWidget(self.method, 1)
+        layout.addLayout(row)
+
+        self.basic = QFormLayout()
+        layout.addLayout(self.basic)
+        self.advanced_toggle = QToolButton()
+        self.advanced_toggle.setText("Advanced")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_toggle.toggled.connect(self._toggle_advanced)
+        layout.addWidget(self.advanced_toggle)
+        self.advanced_box = QWidget()
+        advanced_layout = QVBoxLayout(self.advanced_box)
+        advanced_layout.setContentsMargins(0, 0, 0, 0)
+        self.advanced = QFormLayout()
+        advanced_layout.addLayout(self.advanced)
+        extra = QFormLayout()
+        self.seed = QLineEdit()
+        self.seed.setPlaceholderText("random")
+        self.seed.editingFinished.connect(self._seed_changed)
+        extra.addRow("Seed", self.seed)
+        self.prompt = QLineEdit()
+        self.prompt.setPlaceholderText("optional description of the image")
+        self.prompt.editingFinished.connect(self._prompt_changed)
+        extra.addRow("Prompt", self.prompt)
+        self.endpoint = QLineEdit()
+        self.endpoint.setPlaceholderText("installed default")
+        self.endpoint.editingFinished.connect(self._endpoint_changed)
+        extra.addRow("Daemon", self.endpoint)
+        advanced_layout.addLayout(extra)
+        reset = QPushButton("Reset to defaults")
+        reset.clicked.connect(self._reset)
+        advanced_layout.addWidget(reset)
+        self.advanced_box.setVisible(False)
+        layout.addWidget(self.advanced_box)
+
+        source_row = QHBoxLayout()
+        self.source = QComboBox()
+        self.source.addItem("Active layer", "layer")
+        self.source.addItem("Visible image", "visible")
+        self.source.activated.connect(self._source_chosen)
+        source_row.addWidget(self.source, 1)
+        source_row.addWidget(QLabel("Feather"))
+        self.feather = QSpinBox()
+        self.feather.setRange(0, 200)
+        self.feather.setSuffix(" px")
+        self.feather.valueChanged.connect(self._feather_changed)
+        source_row.addWidget(self.feather)
+        layout.addLayout(source_row)
+
+        layout.addWidget(QLabel("Point pairs (red handle \u2192 blue target)"))
+        self.pairs = QListWidget()
+        self.pairs.setMaximumHeight(110)
+        layout.addWidget(self.pairs)
+        pair_row = QHBoxLayout()
+        for text, slot in (("Add point pair", self._add_pair), ("Remove", self._remove_pair), ("Clear", self._clear)):
+            button = QPushButton(text)
+            button.clicked.connect(slot)
+            pair_row.addWidget(button)
+        layout.addLayout(pair_row)
+
+        run_row = QHBoxLayout()
+        self.drag_button = QPushButton("Drag")
+        self.drag_button.clicked.connect(self._drag)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self._cancel)
+        run_row.addWidget(self.drag_button, 2)
+        run_row.addWidget(self.cancel_button, 1)
+        layout.addLayout(run_row)
+        self.live_preview = QCheckBox("Live preview")
+        self.live_preview.toggled.connect(self._live_preview_changed)
+        layout.addWidget(self.live_preview)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        layout.addWidget(self.progress)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.preview)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
+
+        self._load_settings()
+        controller.listen(self.refresh)
+        self._pairs_timer = QTimer(self)
+        self._pairs_timer.timeout.connect(self._refresh_pairs)
+        self._pairs_timer.start(1000)
+        self.refresh()
+
+    # ------------------------------------------------------------------ Krita hooks
+
+    def canvasChanged(self, canvas: Any) -> None:
+        self._refresh_pairs()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.controller.connect()  # contact (and if needed start) the daemon once the artist opens the docker
+
+    # ------------------------------------------------------------------ view
+
+    def _load_settings(self) -> None:
+        settings, params = self.controller.settings, self.controller.params
+        self.source.setCurrentIndex(max(0, self.source.findData(settings.source)))
+        self.feather.setValue(settings.feather)
+        self.live_preview.setChecked(settings.live_preview)
+        self.seed.setText("" if params.seed is None else str(params.seed))
+        self.prompt.setText(params.prompt)
+        self.endpoint.setText(settings.endpoint)
+
+    @guarded
+    def refresh(self) -> None:
+        c = self.controller
+        self.daemon.setText(c.daemon_text)
+        methods, current = c.methods, c.current_method()
+        key = (tuple(m.name for m in methods), current.name if current else "", id(c.params))
+        if key != self._form_key:
+            self._form_key = key
+            self._build_form(methods, current)
+        job = c.job
+        busy = c.session is not None and c.session.busy
+        self.drag_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        self.status.setText(job.status_text() if job else "")
+        self.progress.setValue(int(1000 * job.fraction) if job else 0)
+        self._show_preview()
+        self.message.setText(c.message)
+
+    def _build_form(self, methods: list[MethodSpec], current: MethodSpec | None) -> None:
+        self.method.clear()
+        for m in methods:
+            self.method.addItem(m.title, m.name)
+            self.method.setItemData(self.method.count() - 1, m.description, Qt.ItemDataRole.ToolTipRole)
+        if current is not None:
+            self.method.setCurrentIndex(self.method.findData(current.name))
+        for form in (self.basic, self.advanced):
+            while form.rowCount():
+                form.removeRow(0)
+        if current is None:
+            return
+        for spec in current.params:
+            editor = self._editor(spec, self.controller.params.value(current, spec.name))
+            editor.setToolTip(spec.description)
+            label = QLabel(spec.label)
+            label.setToolTip(spec.description)
+            (self.advanced if spec.advanced else self.basic).addRow(label, editor)
+        self.seed.setText("" if self.controller.params.seed is None else str(self.controller.params.seed))
+        self.prompt.setText(self.controller.params.prompt)
+
+    def _editor(self, spec: ParamSpec, value: Any) -> QWidget:
+        """A widget for one parameter, showing ``value`` and reporting changes to the controller."""
+        def report(new: Any) -> None:
+            self.controller.set_param(spec.name, new)
+
+        if spec.type == "bool":
+            box = QCheckBox()
+            box.setChecked(bool(value))
+            box.toggled.connect(report)
+            return box
+        if spec.type == "choice":
+            combo = QComboBox()
+            combo.addItems(list(spec.choices))
+            combo.setCurrentIndex(max(0, combo.findText(str(value))))
+            combo.textActivated.connect(report)
+            return combo
+        if spec.type == "int":
+            spin = QSpinBox()
+            spin.setRange(int(spec.min) if spec.min is not None else -INT_LIMIT,
+                          int(spec.max) if spec.max is not None else INT_LIMIT)
+            spin.setValue(int(value))
+            spin.editingFinished.connect(lambda: report(spin.value()))
+            return spin
+        if spec.type == "float":
+            spin = QDoubleSpinBox()
+            spin.setDecimals(6)
+            spin.setRange(float(spec.min) if spec.min is not None else -1e9,
+                          float(spec.max) if spec.max is not None else 1e9)
+            spin.setSingleStep(abs(float(spec.default)) / 10 if spec.default else 0.1)
+            spin.setValue(float(value))
+            spin.editingFinished.connect(lambda: report(spin.value()))
+            return spin
+        line = QLineEdit(str(value))
+        line.editingFinished.connect(lambda: report(line.text()))
+        return line
+
+    def _show_preview(self) -> None:
+        job, plan = self.controller.job, self.controller.plan
+        if job is None or job.preview is None or plan is None or job.finished:
+            self.preview.clear()
+            return
+        p = job.preview
+        image = QImage(p.rgb, p.width, p.height, 3 * p.width, QImage.Format.Format_RGB888).copy()
+        scale = PREVIEW_WIDTH / max(p.width, 1)
+        pixmap = QPixmap.fromImage(image).scaledToWidth(PREVIEW_WIDTH, Qt.TransformationMode.SmoothTransformation)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        to_preview = scale * p.width / plan.region.width  # region pixels -> pixmap pixels
+        for hx, hy, tx, ty in plan.points:
+            painter.setPen(QPen(QColor(32, 96, 255), 3))
+            painter.drawEllipse(int(tx * to_preview) - 3, int(ty * to_preview) - 3, 6, 6)
+        painter.setPen(QPen(QColor(224, 32, 32), 3))
+        for hx, hy in p.handles:
+            painter.drawEllipse(int(hx * to_preview) - 3, int(hy * to_preview) - 3, 6, 6)
+        painter.end()
+        self.preview.setPixmap(pixmap)
+
+    @guarded
+    def _refresh_pairs(self) -> None:
+        if not self.isVisible():
+            return
+        lines = self.controller.pair_lines()
+        if lines != [self.pairs.item(i).text() for i in range(self.pairs.count())]:
+            row = self.pairs.currentRow()
+            self.pairs.clear()
+            self.pairs.addItems(lines)
+            self.pairs.setCurrentRow(min(row, self.pairs.count() - 1))
+
+    # ------------------------------------------------------------------ slots
+
+    @guarded
+    def _toggle_advanced(self, shown: bool) -> None:
+        self.advanced_box.setVisible(shown)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    @guarded
+    def _method_chosen(self, index: int) -> None:
+        self.controller.set_method(self.method.itemData(index))
+
+    @guarded
+    def _seed_changed(self) -> None:
+        self.controller.set_seed(self.seed.text())
+
+    @guarded
+    def _prompt_changed(self) -> None:
+        self.controller.set_prompt(self.prompt.text())
+
+    @guarded
+    def _endpoint_changed(self) -> None:
+        if self.endpoint.text().strip() != self.controller.settings.endpoint:
+            self.controller.set_endpoint(self.endpoint.text())
+
+    @guarded
+    def _reset(self) -> None:
+        self._form_key = ()  # rebuild the form with the defaults
+        self.controller.reset_params()
+
+    @guarded
+    def _source_chosen(self, index: int) -> None:
+        self.controller.settings.source = self.source.itemData(index)
+
+    @guarded
+    def _feather_changed(self, value: int) -> None:
+        self.controller.settings.feather = value
+
+    @guarded
+    def _live_preview_changed(self, on: bool) -> None:
+        self.controller.settings.live_preview = on
+
+    @guarded
+    def _add_pair(self) -> None:
+        self.controller.add_pair()
+        self._refresh_pairs()
+
+    @guarded
+    def _remove_pair(self) -> None:
+        self.controller.remove_pair(self.pairs.currentRow() + 1)
+        self._refresh_pairs()
+
+    @guarded
+    def _clear(self) -> None:
+        self.controller.clear_pairs()
+        self._refresh_pairs()
+
+    @guarded
+    def _drag(self) -> None:
+        self.controller.drag()
+
+    @guarded
+    def _cancel(self) -> None:
+        self.controller.cancel()

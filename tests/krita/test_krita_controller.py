@@ -1,0 +1,240 @@
+"""The plug-in's actions end to end against fake_krita and a scripted daemon client."""
+import json
+
+import pytest
+
+from dragedit_protocol import DEFAULT_ENDPOINT
+from dragedit_krita.controller import PREVIEW_EVERY, DragController
+from dragedit_krita import document
+
+from fake_client import FakeClient
+from fake_krita import Document, Krita, Selection
+
+W, H = 60, 40
+SOURCE_BGRA = bytes([10, 20, 30, 255])
+
+
+@pytest.fixture
+def app():
+    return Krita()
+
+
+@pytest.fixture
+def clients():
+    return []
+
+
+@pytest.fixture
+def controller(app, clients, tmp_path):
+    def make(endpoint):
+        clients.append(FakeClient(endpoint, "ready"))
+        return clients[-1]
+
+    return DragController(app, tmp_path / "_vendor", make_client=make)
+
+
+def open_doc(app, resolution=144.0):
+    doc = Document(W, H, resolution)
+    src = doc.add_paint_layer("src", SOURCE_BGRA)
+    doc.setActiveNode(src)
+    selection = Selection(W, H)
+    selection.select(10, 10, 20, 15, 255)
+    doc.setSelection(selection)
+    layer = document.ensure_points_layer(doc)
+    s = 72.0 / resolution  # two arrows, written the way Krita prints shapes (points)
+    layer.add_raw_shape(f'<path transform="matrix({s} 0 0 {s} 0 0)" d="M12 12L20 14" sodipodi:nodetypes="cc"/>')
+    layer.add_raw_shape(f'<path transform="matrix({s} 0 0 {s} 0 0)" d="M25 20L28 22" sodipodi:nodetypes="cc"/>')
+    doc.setActiveNode(src)
+    doc.undo_steps.clear()
+    app.active = doc
+    return doc, src
+
+
+def result_for(submitted, rgba_pixel=bytes([200, 100, 50, 255]), seed=7):
+    return {"type": "result", "job_id": submitted["job_id"], "seed": seed, "handles": [],
+            "image": {"width": submitted["width"], "height": submitted["height"],
+                      "data": rgba_pixel * (submitted["width"] * submitted["height"])}}
+
+
+def test_drag_sends_the_selection_region_and_inserts_the_result(app, controller, clients):
+    doc, src = open_doc(app)
+    controller.tick()
+    controller.drag()
+    assert controller.message == ""
+    sent = clients[0].submitted[0]
+    assert sent["method"] == "dragdiffusion" and sent["params"] == {} and sent["preview_every"] == PREVIEW_EVERY
+    assert sent["rgba"][:4] == bytes([30, 20, 10, 255])  # RGBA, not Krita's BGRA
+    region = controller.plan.region
+    assert (sent["width"], sent["height"]) == (region.width, region.height)
+    handles = [(p[0] + region.x, p[1] + region.y) for p in sent["points"]]
+    assert handles == [(11.5, 11.5), (24.5, 19.5)]  # pixel-index coordinates of the shapes' first nodes
+    clients[0].inbox = [{"type": "progress", "job_id": sent["job_id"], "phase": "drag", "step": 5, "total": 10}]
+    controller.tick()
+    assert controller.job.status_text() == "Dragging 5/10"
+    clients[0].inbox = [result_for(sent)]
+    controller.tick()
+    assert doc.node_names() == ["src", "DragDiffusion (seed 7)", "Drag points"]
+    layer = doc.root.childNodes()[1]
+    assert layer.pixelData(15, 15, 1, 1) == bytes([50, 100, 200, 255])  # inside the selection: edited
+    assert layer.pixelData(5, 5, 1, 1) == SOURCE_BGRA                   # outside: the source's pixels
+    assert layer.pixelData(45, 35, 1, 1) == SOURCE_BGRA                 # outside the region sent
+    assert bytes(src.pixels) == SOURCE_BGRA * (W * H)                    # the source is untouched
+    assert doc.undo_steps == [("add", "DragDiffusion (seed 7)")]         # one undo step
+    assert "Added layer 'DragDiffusion (seed 7)'" in controller.message
+    doc.setActiveNode(layer)  # Krita activates the new layer...
+    controller.tick()
+    assert doc.activeNode() is src  # ...the source is made active again to drag once more
+
+
+def test_changed_parameters_are_sent_named_in_the_layer_and_persisted(app, controller, clients):
+    doc, _ = open_doc(app)
+    controller.tick()
+    controller.connect()
+    controller.set_method("dragdiffusion")
+    controller.set_param("lr", "0.02")
+    controller.set_seed("42")
+    controller.set_prompt("a red car")
+    controller.drag()
+    sent = clients[0].submitted[0]
+    assert (sent["params"], sent["seed"], sent["prompt"]) == ({"lr": 0.02}, 42, "a red car")
+    clients[0].inbox = [result_for(sent, seed=42)]
+    controller.tick()
+    assert doc.node_names()[1] == "DragDiffusion (seed 42, lr 0.02)"
+    saved = json.loads(app.settings[("DragEdit", "params")])
+    assert saved["values"] == {"dragdiffusion": {"lr": 0.02}} and saved["seed"] == 42
+    assert json.loads(doc.annotation("dragedit"))["prompt"] == "a red car"
+    # a new Krita session starts from the saved settings
+    again = DragController(app, controller.vendor_dir, make_client=lambda e: FakeClient(e, "ready"))
+    assert again.params.prompt == "a red car" and again.params.seed == 42
+
+
+def test_a_document_brings_its_own_parameters(app, controller):
+    doc, _ = open_doc(app)
+    document.save_document_settings(doc, json.dumps({"method": "goodrag", "values": {}, "seed": 5, "prompt": "x"}))
+    controller.tick()
+    assert controller.params.method == "goodrag" and controller.params.seed == 5
+
+
+def test_bad_parameter_values_are_reported_not_raised(app, controller):
+    open_doc(app)
+    controller.connect()
+    controller.set_param("drag_steps", "many")
+    assert controller.message.startswith("Drag steps must be a whole number")
+    controller.set_seed("-3")
+    assert "whole number from 0" in controller.message
+
+
+def test_cancel_adds_no_layer(app, controller, clients):
+    doc, _ = open_doc(app)
+    controller.drag()
+    sent = clients[0].submitted[0]
+    controller.cancel()
+    assert clients[0].cancelled == [sent["job_id"]]
+    clients[0].inbox = [{"type": "cancelled", "job_id": sent["job_id"]}]
+    controller.tick()
+    assert doc.node_names() == ["src", "Drag points"]
+    assert controller.message == "Cancelled: the image is unchanged."
+
+
+def test_daemon_errors_show_as_sentences(app, controller, clients):
+    doc, _ = open_doc(app)
+    controller.drag()
+    sent = clients[0].submitted[0]
+    clients[0].inbox = [{"type": "error", "job_id": sent["job_id"], "code": "out_of_memory",
+                         "message": "CUDA out of memory. Tried to allocate 2 GiB", "hint": ""}]
+    controller.tick()
+    assert controller.message.startswith("The daemon ran out of memory for this edit.")
+    assert doc.node_names() == ["src", "Drag points"]
+
+
+@pytest.mark.parametrize("setup,expected", [
+    (lambda doc, src: document.clear_pairs(doc), "has no point pairs"),
+    (lambda doc, src: document.points_layer(doc).add_raw_shape('<path d="M 3 3"/>'), "stroke 3 has a single point"),
+    (lambda doc, src: document.points_layer(doc).add_raw_shape('<path d="M 3 3 L 90 3"/>'),
+     "target of point pair 3 (90, 3) is outside the layer"),
+    (lambda doc, src: setattr(src, "color", ("CMYKA", "U8")), "8-bit RGB images, but layer 'src' is CMYKA U8"),
+    (lambda doc, src: doc.setSelection(Selection(W, H)), "selection does not cover the layer"),
+])
+def test_problems_in_the_document_are_explained(app, controller, clients, setup, expected):
+    doc, src = open_doc(app, resolution=72.0)
+    setup(doc, src)
+    controller.drag()
+    assert expected in controller.message
+    assert not clients[0].submitted
+
+
+def test_no_open_image(app, controller):
+    controller.drag()
+    assert controller.message == "No image is open. Open or create an image first."
+
+
+def test_unexpected_failures_never_escape(app, controller, clients):
+    doc, src = open_doc(app)
+    src.pixelData = lambda *a: 1 / 0
+    controller.drag()
+    assert "unexpected problem (ZeroDivisionError" in controller.message
+    assert "Krita's log" in controller.message
+
+
+def test_a_second_drag_while_one_runs_is_refused(app, controller, clients):
+    open_doc(app)
+    controller.drag()
+    controller.drag()
+    assert controller.message == "A drag is already running. Wait for it to finish or cancel it."
+    assert len(clients[0].submitted) == 1
+
+
+def test_visible_image_source(app, controller, clients):
+    doc, _ = open_doc(app)
+    controller.settings.source = "visible"
+    controller.drag()
+    clients[0].inbox = [result_for(clients[0].submitted[0])]
+    controller.tick()
+    assert doc.node_names() == ["src", "DragDiffusion (seed 7)", "Drag points"]
+
+
+def test_pair_list_and_editing(app, controller):
+    doc, _ = open_doc(app, resolution=72.0)
+    assert controller.pair_lines() == ["1: (12, 12) \u2192 (20, 14)", "2: (25, 20) \u2192 (28, 22)"]
+    controller.add_pair()
+    assert len(controller.pair_lines()) == 3 and "Added a point pair" in controller.message
+    controller.remove_pair(1)
+    assert controller.pair_lines()[0].startswith("1: (25, 20)")
+    controller.remove_pair(9)
+    assert controller.message.startswith("There is no point pair 9")
+    controller.clear_pairs()
+    assert controller.pair_lines() == []
+
+
+def test_endpoint_precedence_and_validation(app, controller, tmp_path, monkeypatch):
+    monkeypatch.delenv("DRAGEDIT_ENDPOINT", raising=False)
+    assert controller.endpoint() == DEFAULT_ENDPOINT
+    vendor = controller.vendor_dir
+    vendor.mkdir()
+    (vendor / "dragedit_install.json").write_text(json.dumps(
+        {"dragedit": str(tmp_path / "dragedit"), "endpoint": "tcp://127.0.0.1:5001", "version": "0.1.0"}))
+    assert controller.endpoint() == "tcp://127.0.0.1:5001"
+    monkeypatch.setenv("DRAGEDIT_ENDPOINT", "tcp://127.0.0.1:5002")
+    assert controller.endpoint() == "tcp://127.0.0.1:5002"
+    controller.set_endpoint("tcp://127.0.0.1:5003")
+    assert controller.endpoint() == "tcp://127.0.0.1:5003" and controller.session.endpoint == "tcp://127.0.0.1:5003"
+    controller.set_endpoint("localhost:80")
+    assert "is not a daemon endpoint" in controller.message
+    assert controller.endpoint() == "tcp://127.0.0.1:5003"
+
+
+def test_not_installed_and_remote_daemons_are_explained(app, tmp_path, monkeypatch):
+    monkeypatch.delenv("DRAGEDIT_ENDPOINT", raising=False)
+    made = []
+
+    def unreachable(endpoint):
+        made.append(FakeClient(endpoint, "unreachable"))
+        return made[-1]
+
+    controller = DragController(app, tmp_path / "_vendor", make_client=unreachable)
+    controller.connect()
+    controller.tick()
+    assert "install.py" in controller.daemon_text
+    controller.set_endpoint("tcp://192.168.7.7:48611")
+    controller.tick()
+    assert "runs on another machine: start it there" in controller.daemon_text
