@@ -1,0 +1,144 @@
+"""What a method works with: the prepared latents, points, mask, UNet runner, caches and reporting."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .api import JobCancelled, Progress
+from .cache import MemoryCache
+from .ddim import alpha_bar
+from .denoise import denoise_mutual
+from .features import UNetRunner
+from .latents import preview
+from .models import DiffusionModel
+
+RECON_ADAPTER = "recon"
+
+
+@dataclass
+class DragOutcome:
+    """A method's answer: the clean edited latent and the final handles (feature pixels)."""
+
+    latent: torch.Tensor
+    handles: torch.Tensor
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DragContext:
+    """Everything prepared for a drag at working resolution.
+
+    Points live at feature ("supervision") resolution: half the working image, (x, y) order.
+    ``trajectory`` holds the inverted latents {t: z_t} for t up to the drag timestep (shared with the
+    cache: never modify its tensors in place). ``editable`` is the mask at latent resolution (1 = may
+    change; all ones when the user gave no selection, ``has_mask`` False).
+    """
+
+    model: DiffusionModel
+    runner: UNetRunner
+    emb: torch.Tensor
+    z0: torch.Tensor
+    trajectory: dict[int, torch.Tensor]
+    timesteps: list[int]
+    start: int
+    handles: torch.Tensor
+    targets: torch.Tensor
+    editable: torch.Tensor
+    has_mask: bool
+    generator: torch.Generator
+    recon_adapter: str | None
+    memo_cache: MemoryCache
+    memo_prefix: str
+    report_progress: Callable[[Progress], None]
+    is_cancelled: Callable[[], bool]
+    feature_to_image: Callable[[np.ndarray], np.ndarray]
+    preview_every: int = 0
+    _phase_start: dict[str, float] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ timesteps
+
+    @property
+    def t(self) -> int:
+        """The drag timestep (e.g. 681 for strength 0.7)."""
+        return self.timesteps[self.start]
+
+    @property
+    def z_t(self) -> torch.Tensor:
+        return self.trajectory[self.t]
+
+    @property
+    def step_size(self) -> int:
+        return self.model.scheduler.config.num_train_timesteps // len(self.timesteps)
+
+    def alpha_bar(self, t: int) -> torch.Tensor:
+        return alpha_bar(self.model.scheduler, t).to(self.z0.device)
+
+    # ------------------------------------------------------------------ adapters, caches
+
+    def use_adapter(self, name: str | None) -> None:
+        """Make ``name`` the UNet's active LoRA adapter (None: the base model)."""
+        unet = self.model.unet
+        if name is None:
+            if getattr(unet, "peft_config", None):
+                unet.disable_adapters()
+        else:
+            unet.enable_adapters()
+            unet.set_adapter(name)
+
+    def memo(self, name: str, compute: Callable[[], Any]) -> Any:
+        """A value derived from this image's inversion, cached across drags of the same image."""
+        key = f"{self.memo_prefix}:{name}"
+        value = self.memo_cache.get(key)
+        if value is None:
+            value = compute()
+            self.memo_cache.put(key, value)
+        return value
+
+    # ------------------------------------------------------------------ reporting
+
+    def check_cancel(self) -> None:
+        if self.is_cancelled():
+            raise JobCancelled()
+
+    def report(self, phase: str, step: int, total: int, handles: torch.Tensor | None = None,
+               latent: torch.Tensor | None = None) -> None:
+        """Report progress (with ETA); a preview of ``latent`` every ``preview_every`` steps."""
+        now = time.perf_counter()
+        started = self._phase_start.setdefault(phase, now)
+        eta = (now - started) / step * (total - step) if step > 0 else None
+        image_handles = None
+        if handles is not None:
+            image_handles = [tuple(map(float, p)) for p in self.feature_to_image(handles.detach().cpu().numpy())]
+        small = None
+        if latent is not None and self.preview_every > 0 and (step % self.preview_every == 0 or step == total):
+            small = preview(latent)
+        self.report_progress(Progress(phase, step, total, eta, preview=small, handles=image_handles))
+
+    # ------------------------------------------------------------------ shared final phase
+
+    def denoise(self, z_edited: torch.Tensor, from_index: int | None = None, z_original: torch.Tensor | None = None,
+                edit_adapter: str | None = None) -> torch.Tensor:
+        """Denoise [original, edited] from timesteps[from_index] with mutual self-attention.
+
+        With ``edit_adapter`` the edited row runs with that adapter and the original row with the
+        RecLoRA (two passes per step, keys/values recorded then replayed); otherwise one batch.
+        """
+        index = self.start if from_index is None else from_index
+        steps = self.timesteps[index:]
+        original = self.trajectory[self.timesteps[index]] if z_original is None else z_original
+        switch = None
+        if edit_adapter is not None:
+            def switch(reference: bool) -> None:
+                self.use_adapter(self.recon_adapter if reference else edit_adapter)
+        else:
+            self.use_adapter(self.recon_adapter)
+
+        def on_step(i: int, n: int, latent: torch.Tensor) -> None:
+            self.check_cancel()
+            self.report("denoise", i, n, latent=latent)
+
+        return denoise_mutual(self.runner, self.model.scheduler, original, z_edited, self.emb, steps, on_step, switch)

@@ -1,0 +1,253 @@
+"""The engine: holds one model and the caches, and runs a drag request end to end.
+
+Phases: load (the model, once), lora (RecLoRA, cached per image), inversion (cached per image and
+strength), drag and denoise (the method). The full-size image is cropped to a working region and the
+result pasted back (see images.py).
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..methods import METHODS, get_method
+from .api import CancelCheck, DragRequest, DragResult, EditError, EngineSettings, Progress, ProgressCallback
+from .cache import DiskCache, MemoryCache, content_key
+from .context import RECON_ADAPTER, DragContext
+from .ddim import start_index, timesteps
+from .features import UNetRunner
+from .images import check_inputs, crop_to_work, mask_to_work, paste, plan_region
+from .inversion import ddim_invert
+from .latents import decode, encode
+from .lora import load_lora_state, read_lora, save_lora, train_reconstruction_lora
+from .models import DiffusionModel, load_model
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    home = os.environ.get("DRAGEDIT_HOME") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "dragedit")
+    return Path(home) / "cache"
+
+
+class Engine:
+    """One model on one device, the caches, and the methods. Not thread-safe: one job at a time."""
+
+    def __init__(self, settings: EngineSettings | None = None):
+        self.settings = settings or EngineSettings()
+        self.model: DiffusionModel | None = None
+        cache_dir = Path(self.settings.cache_dir) if self.settings.cache_dir else default_cache_dir()
+        self.lora_disk = DiskCache(cache_dir / "lora", self.settings.disk_cache_bytes, ".safetensors")
+        self.lora_memory = MemoryCache(self.settings.memory_cache_items)
+        self.inversion_memory = MemoryCache(self.settings.memory_cache_items)
+        self.memo_memory = MemoryCache(4 * self.settings.memory_cache_items)
+
+    # ------------------------------------------------------------------ information
+
+    def describe(self) -> dict[str, Any]:
+        """Device, memory, model and the methods' parameter schemas (for ``welcome``)."""
+        device = self.model.device if self.model else torch.device(
+            "cuda" if self.settings.device in ("auto", "cuda") and torch.cuda.is_available() else
+            ("cpu" if self.settings.device == "auto" else self.settings.device))
+        info: dict[str, Any] = {
+            "engine_version": __version__,
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
+            "model": self.model.source if self.model else self.settings.model,
+            "model_loaded": self.model is not None,
+            "dtype": str(self.model.dtype).replace("torch.", "") if self.model else self.settings.dtype,
+            "work_size": self.settings.work_size,
+            "methods": [m.SPEC.as_dict() for m in METHODS.values()],
+        }
+        if device.type == "cuda":
+            free, total = torch.cuda.mem_get_info(device)
+            info["memory"] = {"free_bytes": free, "total_bytes": total}
+        return info
+
+    def status(self) -> dict[str, Any]:
+        """Model and cache state (for ``status``)."""
+        return {
+            "model": self.model.source if self.model else None,
+            "device": str(self.model.device) if self.model else None,
+            "caches": {
+                "lora_memory_items": len(self.lora_memory),
+                "lora_disk_bytes": self.lora_disk.size_bytes(),
+                "inversion_items": len(self.inversion_memory),
+                "derived_items": len(self.memo_memory),
+            },
+        }
+
+    def release_memory(self) -> None:
+        """Drop the in-memory caches (e.g. after an out-of-memory); the model stays loaded."""
+        for cache in (self.lora_memory, self.inversion_memory, self.memo_memory):
+            cache.clear()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------ model
+
+    def ensure_model(self, source: str | None = None, on_progress: ProgressCallback | None = None) -> DiffusionModel:
+        """Load the requested model (or the configured one) unless it is the one in memory."""
+        wanted = source or self.settings.model
+        if self.model is not None and self.model.source == wanted:
+            return self.model
+        if on_progress:
+            on_progress(Progress("load", 0, 1))
+        if self.model is not None:
+            self.model = None
+            self.release_memory()
+        self.model = load_model(wanted, self.settings.device, self.settings.dtype)
+        if on_progress:
+            on_progress(Progress("load", 1, 1))
+        return self.model
+
+    # ------------------------------------------------------------------ a job
+
+    def run(self, request: DragRequest, on_progress: ProgressCallback | None = None,
+            is_cancelled: CancelCheck | None = None) -> DragResult:
+        """Run one drag request; raises EditError (a user-facing failure) or JobCancelled."""
+        report = on_progress or (lambda progress: None)
+        cancelled = is_cancelled or (lambda: False)
+        try:
+            return self._run(request, report, cancelled)
+        except torch.cuda.OutOfMemoryError as exc:
+            self.release_memory()
+            raise EditError("out_of_memory", f"the GPU ran out of memory: {exc}".split("\n")[0],
+                            "select a smaller region, lower the working size or the steps, or use --dtype fp16") from exc
+
+    def _run(self, request: DragRequest, report: ProgressCallback, cancelled: CancelCheck) -> DragResult:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        method = get_method(request.method)
+        params = method.SPEC.resolve(request.params)
+        editable = check_inputs(request.image, request.mask, request.points)
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+
+        model = self.ensure_model(request.model, report)
+        timings["load"] = time.perf_counter() - clock
+
+        points = np.array([p for pair in request.points for p in pair], dtype=np.float64)
+        region = plan_region(editable, points, self.settings.work_size, model.size_multiple, params["feather"])
+        work_rgb = crop_to_work(request.image, region)
+        work_mask = mask_to_work(editable, region)
+        feature_size = (region.work_h // 2, region.work_w // 2)
+        work_points = region.to_work(points)
+        feature_points = torch.tensor(np.round(work_points / 2.0), dtype=torch.float32, device=model.device)
+        feature_points[:, 0].clamp_(0, feature_size[1] - 1)
+        feature_points[:, 1].clamp_(0, feature_size[0] - 1)
+        handles, targets = feature_points[0::2].contiguous(), feature_points[1::2].contiguous()
+        if bool(((targets - handles).abs().sum(dim=-1) == 0).any()):
+            raise EditError("drag_too_short", "a drag is shorter than one pixel at the model's working resolution",
+                            "drag the target farther from its handle, or select a smaller region")
+
+        runner = UNetRunner(model.unet, feature_size)
+        try:
+            emb = model.encode_prompt(request.prompt)
+            z0 = encode(model.vae, work_rgb, model.device)
+            image_key = content_key(work_rgb.tobytes(), work_rgb.shape, model.source)
+            clock = time.perf_counter()
+            recon, lora_key, lora_hit = self._reconstruction_lora(runner, model, z0, emb, image_key, request.prompt,
+                                                                  params, report, cancelled)
+            timings["lora"] = time.perf_counter() - clock
+
+            clock = time.perf_counter()
+            all_steps = timesteps(model.scheduler)
+            start = start_index(params["inversion_strength"], len(all_steps))
+            inversion_key = content_key(lora_key, request.prompt, all_steps[start])
+            trajectory = self.inversion_memory.get(inversion_key)
+            inversion_hit = trajectory is not None
+            if trajectory is None:
+                up = list(reversed(all_steps[start:]))
+
+                def on_inversion_step(i: int, n: int) -> None:
+                    if cancelled():
+                        from .api import JobCancelled
+                        raise JobCancelled()
+                    report(Progress("inversion", i, n))
+
+                trajectory = ddim_invert(runner, model.scheduler, z0, emb, up, on_inversion_step)
+                self.inversion_memory.put(inversion_key, trajectory)
+            else:
+                report(Progress("inversion", 1, 1, cached=True))
+            timings["inversion"] = time.perf_counter() - clock
+
+            latent_size = z0.shape[-2:]
+            editable_latent = torch.nn.functional.interpolate(
+                torch.from_numpy(work_mask)[None, None], size=latent_size, mode="bilinear").to(model.device)
+            generator = torch.Generator(device="cpu").manual_seed(seed)
+
+            def feature_to_image(pts: np.ndarray) -> np.ndarray:
+                return region.to_image(pts * 2.0)
+
+            ctx = DragContext(
+                model=model, runner=runner, emb=emb, z0=z0, trajectory=trajectory, timesteps=all_steps, start=start,
+                handles=handles, targets=targets, editable=editable_latent, has_mask=request.mask is not None,
+                generator=generator, recon_adapter=recon, memo_cache=self.memo_memory, memo_prefix=inversion_key,
+                report_progress=report, is_cancelled=cancelled, feature_to_image=feature_to_image,
+                preview_every=request.preview_every,
+            )
+            clock = time.perf_counter()
+            outcome = method.drag(ctx, params)
+            timings["drag+denoise"] = time.perf_counter() - clock
+            edited_work = decode(model.vae, outcome.latent)
+        finally:
+            runner.close()
+        out = paste(request.image, editable, region, edited_work, params["feather"])
+        timings["total"] = sum(timings.values())
+        final_handles = [tuple(map(float, p)) for p in feature_to_image(outcome.handles.detach().cpu().numpy())]
+        stats = {**runner.counter.as_dict(), **outcome.stats,
+                 "region": [region.x0, region.y0, region.x1, region.y1], "work_size": [region.work_w, region.work_h]}
+        return DragResult(out, final_handles, timings, seed, {"lora": lora_hit, "inversion": inversion_hit}, stats)
+
+    def _reconstruction_lora(self, runner: UNetRunner, model: DiffusionModel, z0: torch.Tensor, emb: torch.Tensor,
+                             image_key: str, prompt: str, params: dict, report: ProgressCallback,
+                             cancelled: CancelCheck) -> tuple[str | None, str, bool]:
+        """Make the RecLoRA adapter active for this image: from memory, disk, or trained now.
+
+        Returns (adapter name or None when lora_steps is 0, the cache key, whether it was a hit).
+        Training is seeded from the image key, so a cached and a fresh adapter are the same.
+        """
+        steps, rank = params["lora_steps"], params["lora_rank"]
+        key = content_key(image_key, prompt, steps, rank, params["lora_lr"], params["lora_batch"])
+        if steps == 0:
+            if getattr(model.unet, "peft_config", None):
+                model.unet.disable_adapters()
+            return None, key, False
+        state = self.lora_memory.get(key)
+        hit = state is not None
+        if state is None:
+            path = self.lora_disk.get(key)
+            if path is not None:
+                state, hit = read_lora(path), True
+        if state is not None:
+            load_lora_state(model.unet, RECON_ADAPTER, state, rank)
+            report(Progress("lora", 1, 1, cached=True))
+        else:
+            generator = torch.Generator(device="cpu").manual_seed(int(key[:8], 16))
+
+            def on_step(i: int, n: int) -> None:
+                if cancelled():
+                    from .api import JobCancelled
+                    raise JobCancelled()
+                report(Progress("lora", i, n))
+
+            state = train_reconstruction_lora(runner, model.scheduler, z0, emb, RECON_ADAPTER, rank, steps,
+                                              params["lora_lr"], params["lora_batch"], generator, on_step)
+            try:
+                self.lora_disk.put(key, lambda path: save_lora(state, path))
+            except OSError as exc:  # a full disk must not fail the edit
+                log.warning("could not write the LoRA cache: %s", exc)
+        self.lora_memory.put(key, state)
+        model.unet.enable_adapters()
+        model.unet.set_adapter(RECON_ADAPTER)
+        return RECON_ADAPTER, key, hit

@@ -1,0 +1,88 @@
+"""UNet passes that also return the drag features F(z, t) (output of up_blocks[2]).
+
+A feature-only pass stops the UNet right after up_blocks[2]: the blocks after it (and the output
+convolution) are skipped when epsilon is not needed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+FEATURE_BLOCK = 2
+
+
+class _FeaturesReady(Exception):
+    """Raised from the hook to end a feature-only pass early."""
+
+
+@dataclass
+class PassCounter:
+    """How many UNet passes of each kind a job ran."""
+
+    full: int = 0
+    feature_only: int = 0
+    backward: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"unet_forward": self.full, "unet_feature_forward": self.feature_only, "unet_backward": self.backward}
+
+
+@dataclass
+class UNetRunner:
+    """Runs one UNet in its own dtype on fp32 inputs; captures up_blocks[2]; counts passes."""
+
+    unet: torch.nn.Module
+    feature_size: tuple[int, int]  # (H/2, W/2) of the working image
+    counter: PassCounter = field(default_factory=PassCounter)
+
+    def __post_init__(self) -> None:
+        self._captured: torch.Tensor | None = None
+        self._stop_early = False
+        self._hook = self.unet.up_blocks[FEATURE_BLOCK].register_forward_hook(self._capture)
+
+    def close(self) -> None:
+        self._hook.remove()
+
+    def _capture(self, module, inputs, output) -> None:
+        self._captured = output
+        if self._stop_early:
+            raise _FeaturesReady
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    def _forward(self, z: torch.Tensor, t: int, emb: torch.Tensor) -> torch.Tensor:
+        emb = emb.expand(z.shape[0], -1, -1) if emb.shape[0] != z.shape[0] else emb
+        return self.unet(z.to(self.dtype), t, encoder_hidden_states=emb.to(self.dtype)).sample.float()
+
+    def eps(self, z: torch.Tensor, t: int, emb: torch.Tensor) -> torch.Tensor:
+        """Noise prediction only."""
+        self.counter.full += 1
+        out = self._forward(z, t, emb)
+        self._captured = None
+        return out
+
+    def eps_and_features(self, z: torch.Tensor, t: int, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Noise prediction and features, from one full pass."""
+        self.counter.full += 1
+        eps = self._forward(z, t, emb)
+        return eps, self._take_features()
+
+    def features(self, z: torch.Tensor, t: int, emb: torch.Tensor) -> torch.Tensor:
+        """Features only: the pass stops after up_blocks[2]."""
+        self.counter.feature_only += 1
+        self._stop_early = True
+        try:
+            self._forward(z, t, emb)
+        except _FeaturesReady:
+            pass
+        finally:
+            self._stop_early = False
+        return self._take_features()
+
+    def _take_features(self) -> torch.Tensor:
+        raw, self._captured = self._captured, None
+        return F.interpolate(raw.float(), size=self.feature_size, mode="bilinear")

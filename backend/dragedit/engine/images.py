@@ -1,0 +1,162 @@
+"""Any image, any size: crop a working region, scale it to the model's size, paste the result back.
+
+The region is the box around the editable mask and the points, grown by a context margin, scaled
+so its short side is the working size (sides multiples of what the model needs). The result is
+scaled back and blended in with weights that are 1 inside the mask and fall to 0 over ``feather``
+pixels outside it: pixels outside the mask dilated by the feather are bit-identical to the input.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from .api import EditError
+
+MAX_ASPECT = 2.0  # the long side of the working image is at most this many short sides
+
+
+@dataclass(frozen=True)
+class Region:
+    """A box of the full image (x0, y0 inclusive; x1, y1 exclusive) and the working size it maps to."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    work_w: int
+    work_h: int
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        return self.work_w / (self.x1 - self.x0), self.work_h / (self.y1 - self.y0)
+
+    def to_work(self, points: np.ndarray) -> np.ndarray:
+        sx, sy = self.scale
+        return (points - np.array([self.x0, self.y0], dtype=np.float64)) * np.array([sx, sy])
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        sx, sy = self.scale
+        return points / np.array([sx, sy]) + np.array([self.x0, self.y0], dtype=np.float64)
+
+
+def check_inputs(image: np.ndarray, mask: np.ndarray | None, points: list) -> np.ndarray:
+    """Validate a full-size request; returns the editable mask as bool (all True when none)."""
+    if image.ndim != 3 or image.shape[2] != 4 or image.dtype != np.uint8:
+        raise EditError("bad_image", f"the image must be H x W x 4 uint8 RGBA, got {image.shape} {image.dtype}")
+    height, width = image.shape[:2]
+    if mask is None:
+        editable = np.ones((height, width), dtype=bool)
+    else:
+        if mask.shape != (height, width):
+            raise EditError("bad_mask", f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}",
+                            "use a selection of the layer's size")
+        editable = mask > 127
+        if not editable.any():
+            raise EditError("empty_mask", "the selection (editable region) is empty",
+                            "select the region that may change, or select nothing to edit the whole layer")
+    if not points:
+        raise EditError("no_points", "no drag points were given", "add at least one handle -> target pair")
+    for i, (handle, target) in enumerate(points):
+        for name, (x, y) in (("handle", handle), ("target", target)):
+            if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= width - 1 and 0 <= y <= height - 1):
+                raise EditError("point_outside", f"the {name} of point pair {i + 1} ({x}, {y}) is outside the {width}x{height} image",
+                                "move the point inside the layer")
+        if tuple(handle) == tuple(target):
+            raise EditError("bad_points", f"point pair {i + 1} has its target on its handle", "drag the target away from the handle")
+    return editable
+
+
+def plan_region(editable: np.ndarray, points: np.ndarray, work_size: int, multiple: int, feather: int,
+                margin_fraction: float = 0.25, min_margin: int = 16) -> Region:
+    """Choose the box to work on and its working size.
+
+    With the whole image editable the region is the whole image; otherwise the box around the mask and
+    all points, grown by max(min_margin, feather, margin_fraction x box size), clipped to the image.
+    """
+    height, width = editable.shape
+    if editable.all():
+        x0, y0, x1, y1 = 0, 0, width, height
+    else:
+        ys, xs = np.nonzero(editable)
+        bx0 = min(xs.min(), points[:, 0].min())
+        by0 = min(ys.min(), points[:, 1].min())
+        bx1 = max(xs.max(), points[:, 0].max()) + 1
+        by1 = max(ys.max(), points[:, 1].max()) + 1
+        margin = max(min_margin, feather, int(margin_fraction * max(bx1 - bx0, by1 - by0)))
+        x0, y0 = max(0, int(np.floor(bx0)) - margin), max(0, int(np.floor(by0)) - margin)
+        x1, y1 = min(width, int(np.ceil(bx1)) + margin), min(height, int(np.ceil(by1)) + margin)
+        x0, y0, x1, y1 = _limit_aspect(x0, y0, x1, y1, width, height)
+    rw, rh = x1 - x0, y1 - y0
+    scale = work_size / min(rw, rh)
+    if max(rw, rh) * scale > MAX_ASPECT * work_size:
+        scale = MAX_ASPECT * work_size / max(rw, rh)
+    work_w = max(multiple, int(round(rw * scale / multiple)) * multiple)
+    work_h = max(multiple, int(round(rh * scale / multiple)) * multiple)
+    return Region(x0, y0, x1, y1, work_w, work_h)
+
+
+def _limit_aspect(x0: int, y0: int, x1: int, y1: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Grow the short side of a thin box (where the image allows) so the aspect stays within MAX_ASPECT."""
+    rw, rh = x1 - x0, y1 - y0
+    if rw > MAX_ASPECT * rh:
+        grow = int(np.ceil(rw / MAX_ASPECT)) - rh
+        y0, y1 = _grow(y0, y1, grow, height)
+    elif rh > MAX_ASPECT * rw:
+        grow = int(np.ceil(rh / MAX_ASPECT)) - rw
+        x0, x1 = _grow(x0, x1, grow, width)
+    return x0, y0, x1, y1
+
+
+def _grow(lo: int, hi: int, amount: int, limit: int) -> tuple[int, int]:
+    lo -= amount // 2
+    hi += amount - amount // 2
+    if lo < 0:
+        hi, lo = hi - lo, 0
+    if hi > limit:
+        lo, hi = max(0, lo - (hi - limit)), limit
+    return lo, hi
+
+
+def crop_to_work(image: np.ndarray, region: Region) -> np.ndarray:
+    """The region's RGB pixels scaled to the working size: work_h x work_w x 3 uint8."""
+    crop = Image.fromarray(np.ascontiguousarray(image[region.y0:region.y1, region.x0:region.x1, :3]))
+    return np.asarray(crop.resize((region.work_w, region.work_h), Image.Resampling.LANCZOS))
+
+
+def mask_to_work(editable: np.ndarray, region: Region) -> np.ndarray:
+    """The editable mask over the region at working size, float in [0, 1]."""
+    crop = Image.fromarray((editable[region.y0:region.y1, region.x0:region.x1] * 255).astype(np.uint8))
+    return np.asarray(crop.resize((region.work_w, region.work_h), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+
+
+def blend_weights(editable: np.ndarray, feather: int) -> np.ndarray:
+    """1 inside the mask, falling smoothly to 0 within ``feather`` pixels outside it, 0 beyond."""
+    inside = editable.astype(np.float32)
+    if feather <= 0:
+        return inside
+    mask_img = Image.fromarray(editable.astype(np.uint8) * 255)
+    dilated = mask_img.filter(ImageFilter.MaxFilter(2 * feather + 1))
+    soft = np.asarray(dilated.filter(ImageFilter.GaussianBlur(feather / 2)), dtype=np.float32) / 255.0
+    soft *= np.asarray(dilated, dtype=np.float32) / 255.0
+    return np.maximum(inside, soft)
+
+
+def paste(image: np.ndarray, editable: np.ndarray, region: Region, edited_work: np.ndarray, feather: int) -> np.ndarray:
+    """Scale the edited working image back and blend it into a copy of the full image (alpha kept)."""
+    out = image.copy()
+    rw, rh = region.x1 - region.x0, region.y1 - region.y0
+    edited = np.asarray(Image.fromarray(edited_work).resize((rw, rh), Image.Resampling.LANCZOS), dtype=np.float32)
+    # Weights are computed on the region grown by the feather so the blur sees the mask's true edge.
+    pad = max(feather, 0) + 1
+    gx0, gy0 = max(0, region.x0 - pad), max(0, region.y0 - pad)
+    gx1, gy1 = min(image.shape[1], region.x1 + pad), min(image.shape[0], region.y1 + pad)
+    weights = blend_weights(editable[gy0:gy1, gx0:gx1], feather)
+    w = weights[region.y0 - gy0:region.y1 - gy0, region.x0 - gx0:region.x1 - gx0, None]
+    src = image[region.y0:region.y1, region.x0:region.x1, :3].astype(np.float32)
+    blended = np.clip(np.rint(src * (1 - w) + edited * w), 0, 255).astype(np.uint8)
+    changed = w[..., 0] > 0
+    region_view = out[region.y0:region.y1, region.x0:region.x1, :3]
+    region_view[changed] = blended[changed]
+    return out

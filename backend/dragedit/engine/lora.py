@@ -1,0 +1,88 @@
+"""LoRA adapters on the UNet's attention projections (peft), their training and their storage."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+
+from .features import UNetRunner
+
+TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
+
+
+def add_lora(unet, name: str, rank: int) -> None:
+    """(Re)create adapter ``name``: rank r, alpha = r, Gaussian A and zero B, fp32 weights."""
+    if name in getattr(unet, "peft_config", {}):
+        unet.delete_adapters(name)
+    config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGET_MODULES)
+    unet.add_adapter(config, adapter_name=name)
+    for pname, param in unet.named_parameters():
+        if f".{name}." in pname and "lora_" in pname:
+            param.data = param.data.float()
+    unet.set_adapter(name)
+
+
+def lora_parameters(unet, name: str) -> list[torch.nn.Parameter]:
+    return [p for n, p in unet.named_parameters() if f".{name}." in n and "lora_" in n]
+
+
+def lora_state(unet, name: str) -> dict[str, torch.Tensor]:
+    """The adapter's weights, detached and cloned (keys without the adapter name)."""
+    return {k: v.detach().clone() for k, v in get_peft_model_state_dict(unet, adapter_name=name).items()}
+
+
+def load_lora_state(unet, name: str, state: dict[str, torch.Tensor], rank: int) -> None:
+    """Create adapter ``name`` and fill it with ``state``."""
+    add_lora(unet, name, rank)
+    device = next(unet.parameters()).device
+    set_peft_model_state_dict(unet, {k: v.to(device, torch.float32) for k, v in state.items()}, adapter_name=name)
+    unet.set_adapter(name)
+
+
+def save_lora(state: dict[str, torch.Tensor], path: Path) -> None:
+    save_file({k: v.contiguous().cpu() for k, v in state.items()}, str(path))
+
+
+def read_lora(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def train_reconstruction_lora(runner: UNetRunner, scheduler, z0: torch.Tensor, emb: torch.Tensor, name: str, rank: int,
+                              steps: int, lr: float, batch: int, generator: torch.Generator,
+                              on_step: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
+    """Fine-tune a fresh LoRA so the UNet reconstructs this image (epsilon-MSE, random timesteps).
+
+    The batch repeats the image latent (the working image already is the resized crop, so the
+    reference's resize + random crop to the working size is the identity) with independent noise and
+    timesteps uniform in [0, num_train_timesteps).
+    """
+    unet = runner.unet
+    add_lora(unet, name, rank)
+    params = lora_parameters(unet, name)
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    num_train = scheduler.config.num_train_timesteps
+    latents = z0.expand(batch, -1, -1, -1)
+    try:
+        for step in range(steps):
+            noise = torch.randn(latents.shape, generator=generator, device=generator.device).to(z0.device)
+            t = torch.randint(0, num_train, (batch,), generator=generator, device=generator.device).to(z0.device)
+            noisy = scheduler.add_noise(latents, noise, t)
+            runner.counter.full += 1
+            pred = unet(noisy.to(runner.dtype), t, encoder_hidden_states=emb.expand(batch, -1, -1).to(runner.dtype)).sample
+            loss = torch.nn.functional.mse_loss(pred.float(), noise)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            runner.counter.backward += 1
+            optimizer.step()
+            if on_step:
+                on_step(step + 1, steps)
+    finally:
+        for p in params:
+            p.requires_grad_(False)
+    return lora_state(unet, name)
