@@ -65,14 +65,14 @@ class UNetRunner:
         self._captured = None
         return out
 
-    def eps_and_features(self, z: torch.Tensor, t: int, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Noise prediction and features, from one full pass."""
+    def eps_and_features(self, z: torch.Tensor, t: int, emb: torch.Tensor, resize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Noise prediction and features, from one full pass (resize=False: at latent resolution)."""
         self.counter.full += 1
         eps = self._forward(z, t, emb)
-        return eps, self._take_features()
+        return eps, self._take_features(resize)
 
-    def features(self, z: torch.Tensor, t: int, emb: torch.Tensor) -> torch.Tensor:
-        """Features only: the pass stops after up_blocks[2]."""
+    def features(self, z: torch.Tensor, t: int, emb: torch.Tensor, resize: bool = True) -> torch.Tensor:
+        """Features only: the pass stops after up_blocks[2] (resize=False: at latent resolution)."""
         self.counter.feature_only += 1
         self._stop_early = True
         try:
@@ -81,8 +81,12 @@ class UNetRunner:
             pass
         finally:
             self._stop_early = False
-        return self._take_features()
+        return self._take_features(resize)
 
-    def _take_features(self) -> torch.Tensor:
+    def _take_features(self, resize: bool) -> torch.Tensor:
         raw, self._captured = self._captured, None
+        return self.resize(raw) if resize else raw
+
+    def resize(self, raw: torch.Tensor) -> torch.Tensor:
+        """Features at supervision resolution (half the working image), fp32."""
         return F.interpolate(raw.float(), size=self.feature_size, mode="bilinear")

@@ -4,9 +4,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from ..engine.api import EditError
-from . import dragdiffusion
+from . import dragdiffusion, gooddrag
 
-METHODS: dict[str, ModuleType] = {m.SPEC.name: m for m in (dragdiffusion,)}
+METHODS: dict[str, ModuleType] = {m.SPEC.name: m for m in (dragdiffusion, gooddrag)}
 
 
 def get_method(name: str) -> ModuleType:
