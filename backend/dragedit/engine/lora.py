@@ -14,12 +14,21 @@ from .features import UNetRunner
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
-def add_lora(unet, name: str, rank: int) -> None:
-    """(Re)create adapter ``name``: rank r, alpha = r, Gaussian A and zero B, fp32 weights."""
+def add_lora(unet, name: str, rank: int, generator: torch.Generator | None = None) -> None:
+    """(Re)create adapter ``name``: rank r, alpha = r, Gaussian A and zero B, fp32 weights.
+
+    peft draws A from the global CPU generator; with ``generator`` that draw is seeded from it
+    (and the global state left untouched), so the adapter is reproducible.
+    """
     if name in getattr(unet, "peft_config", {}):
         unet.delete_adapters(name)
     config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGET_MODULES)
-    unet.add_adapter(config, adapter_name=name)
+    if generator is None:
+        unet.add_adapter(config, adapter_name=name)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+            unet.add_adapter(config, adapter_name=name)
     for pname, param in unet.named_parameters():
         if f".{name}." in pname and "lora_" in pname:
             param.data = param.data.float()
@@ -61,7 +70,7 @@ def train_reconstruction_lora(runner: UNetRunner, scheduler, z0: torch.Tensor, e
     timesteps uniform in [0, num_train_timesteps).
     """
     unet = runner.unet
-    add_lora(unet, name, rank)
+    add_lora(unet, name, rank, generator)
     params = lora_parameters(unet, name)
     for p in params:
         p.requires_grad_(True)
