@@ -17,7 +17,7 @@ LATENT_TO_RGB = torch.tensor([
 def encode(vae, rgb: np.ndarray, device: torch.device) -> torch.Tensor:
     """H x W x 3 uint8 -> 1 x 4 x h x w latent (VAE mean x scaling factor), fp32."""
     dtype = next(vae.parameters()).dtype
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+    x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
     mean = vae.encode(x.to(device, dtype)).latent_dist.mean
     return (mean * vae.config.scaling_factor).float()
 

@@ -1,0 +1,78 @@
+"""Any image, any size: region planning, crop and the feathered paste."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dragedit.engine.api import EditError
+from dragedit.engine.images import Region, blend_weights, check_inputs, crop_to_work, paste, plan_region
+
+
+def _image(h, w, seed=0):
+    img = np.random.default_rng(seed).integers(0, 256, (h, w, 4), dtype=np.uint8)
+    img[..., 3] = 200
+    return img
+
+
+def test_no_selection_means_whole_image_at_working_size():
+    editable = check_inputs(_image(300, 400), None, [((10, 10), (20, 20))])
+    region = plan_region(editable, np.array([[10, 10], [20, 20]]), 512, 64, 4)
+    assert (region.x0, region.y0, region.x1, region.y1) == (0, 0, 400, 300)
+    assert region.work_h == 512 and region.work_w % 64 == 0 and abs(region.work_w - 683) <= 32
+
+
+def test_small_selection_in_a_big_layer_gives_a_small_region():
+    mask = np.zeros((3000, 4000), np.uint8)
+    mask[1200:1400, 2500:2700] = 255
+    points = np.array([[2550.0, 1250.0], [2650.0, 1300.0]])
+    region = plan_region(mask > 127, points, 512, 64, 8)
+    assert region.x0 <= 2500 and region.x1 >= 2700 and region.y0 <= 1200 and region.y1 >= 1400
+    assert region.x1 - region.x0 < 400 and region.y1 - region.y0 < 400
+    assert min(region.work_w, region.work_h) == 512 and region.work_w % 64 == 0 and region.work_h % 64 == 0
+    back = region.to_image(region.to_work(points))
+    assert np.allclose(back, points)
+
+
+def test_thin_region_keeps_a_bounded_aspect():
+    mask = np.zeros((1000, 1000), np.uint8)
+    mask[500:510, 100:900] = 255
+    region = plan_region(mask > 127, np.array([[200.0, 505.0], [300.0, 505.0]]), 64, 16, 0)
+    assert max(region.work_w, region.work_h) <= 2 * 64
+
+
+def test_paste_keeps_outside_bit_identical_and_alpha():
+    img = _image(120, 160)
+    mask = np.zeros((120, 160), bool)
+    mask[40:80, 50:110] = True
+    region = Region(20, 10, 140, 110, 96, 80)
+    edited = np.full((80, 96, 3), 7, np.uint8)
+    feather = 5
+    out = paste(img, mask, region, edited, feather)
+    weights = blend_weights(mask, feather)
+    assert out.shape == img.shape
+    assert np.array_equal(out[weights == 0], img[weights == 0])
+    assert np.array_equal(out[..., 3], img[..., 3])
+    assert (out[45:75, 55:105, :3] == 7).all()  # fully inside: the edited pixels
+    ring = (weights > 0) & (weights < 1)
+    assert ring.any() and not (weights[~mask] == 1).any()
+
+
+def test_crop_to_work_scales_the_region():
+    img = _image(100, 100)
+    work = crop_to_work(img, Region(10, 20, 60, 70, 32, 32))
+    assert work.shape == (32, 32, 3) and work.dtype == np.uint8
+
+
+@pytest.mark.parametrize("mask,points,code", [
+    (None, [((10, 10), (200, 20))], "point_outside"),
+    (None, [((-1, 10), (20, 20))], "point_outside"),
+    (None, [((float("nan"), 10), (20, 20))], "point_outside"),
+    (None, [], "no_points"),
+    (None, [((10, 10), (10, 10))], "bad_points"),
+    (np.zeros((50, 60), np.uint8), [((10, 10), (20, 20))], "empty_mask"),
+    (np.ones((40, 60), np.uint8), [((10, 10), (20, 20))], "bad_mask"),
+])
+def test_bad_input_gives_clear_error(mask, points, code):
+    with pytest.raises(EditError) as err:
+        check_inputs(_image(50, 60), mask, points)
+    assert err.value.code == code and err.value.message
