@@ -53,3 +53,12 @@ def submit(client: DaemonClient, rgba: np.ndarray | None = None, method: str = "
     rgba = image() if rgba is None else rgba
     kwargs.setdefault("points", [(2, 2, 6, 5)])
     return client.submit(method, rgba.tobytes(), rgba.shape[1], rgba.shape[0], **kwargs)
+
+
+def eventually(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Wait until ``condition()`` holds (for effects the daemon applies after it has answered)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)

@@ -15,11 +15,11 @@ from ..methods.base import MethodSpec, Param
 def to_request(submit: dict[str, Any]) -> DragRequest:
     """A validated submit message as an engine request (its model already checked by the policy)."""
     image = submit["image"]
-    rgba = np.frombuffer(image["data"], dtype=np.uint8).reshape(image["height"], image["width"], 4)
+    rgba = np.frombuffer(image["data"], dtype=np.uint8).reshape(image["height"], image["width"], 4).copy()
     mask = None
     if submit.get("mask") is not None:
         m = submit["mask"]
-        mask = np.frombuffer(m["data"], dtype=np.uint8).reshape(m["height"], m["width"])
+        mask = np.frombuffer(m["data"], dtype=np.uint8).reshape(m["height"], m["width"]).copy()
     return DragRequest(
         image=rgba,
         points=[((hx, hy), (tx, ty)) for (hx, hy), (tx, ty) in submit["points"]],

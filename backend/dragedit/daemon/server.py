@@ -90,6 +90,7 @@ class Daemon:
         self._specs: dict = {}
         self._engine_status: dict[str, Any] | None = None
         self._started_at = time.time()
+        self.finished_cleanly = False
         self._log_hint = f"the daemon log is {self._paths.log_file}"
 
     # ------------------------------------------------------------------ life cycle
@@ -212,8 +213,11 @@ class Daemon:
         self._router.close(linger=1000)
         if self._auth is not None:
             self._auth.stop()
-        if not self._worker.is_alive():
+        self.finished_cleanly = not self._worker.is_alive()
+        if self.finished_cleanly:
             self._context.term()
+        else:
+            log.warning("the running job did not stop within 30 s; it is abandoned")
         self._lock.release()
         log.info("stopped")
 
@@ -302,8 +306,8 @@ class Daemon:
 
     def _on_hello(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
         if peer.hello is None:
-            log.info("client %s %s (%s %s) connected", message["client"], message["client_version"],
-                     message["editor"] or "no editor", message["editor_version"])
+            editor = f"{message['editor']} {message['editor_version']}".strip() or "no editor"
+            log.info("client %s %s (%s) connected", message["client"], message["client_version"], editor)
         peer.hello = message
         self._send(peer_id, self._welcome())
 

@@ -1,0 +1,490 @@
+"""The ``dragedit`` command: serve, edit, status, keys, bench, demo.
+
+Heavy modules (torch, diffusers, numpy, Pillow) are imported inside the commands that need
+them, so ``dragedit --help`` and ``dragedit status`` start fast.
+Exit status: 0 done, 1 the job or command failed, 2 bad usage, 3 no daemon answered.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+
+BENCHMARKS = ("speed", "quality", "load", "fuzz")
+EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON = 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad input on the command line; the message says what to write instead."""
+
+
+def default_endpoint() -> str:
+    from dragedit_protocol import DEFAULT_ENDPOINT
+
+    return os.environ.get("DRAGEDIT_ENDPOINT") or DEFAULT_ENDPOINT
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dragedit",
+        description="Point-based drag editing with diffusion models, served to Krita and GIMP.",
+        epilog="The user data folder is $DRAGEDIT_HOME, else $XDG_DATA_HOME/dragedit. "
+               "$DRAGEDIT_ENDPOINT changes the default daemon address.")
+    parser.add_argument("--version", action="version", version=f"dragedit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run the daemon that the editors and the CLI talk to",
+                                description="Run the DragEdit daemon (one per user) until Ctrl-C or SIGTERM.")
+    serve.add_argument("--endpoint", default=None, help="address to listen on (default: tcp://127.0.0.1:48611); "
+                       "an address other machines can reach needs CurveZMQ keys (dragedit keys)")
+    _engine_options(serve)
+    serve.add_argument("--secure", action="store_true", help="require CurveZMQ keys even on a local address")
+    serve.add_argument("--allow-model", action="append", default=[], metavar="MODEL",
+                       help="a model jobs may ask for (hub id, folder or .safetensors file); repeatable")
+    serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
+                       help="jobs may ask for any model inside this folder; repeatable")
+    serve.add_argument("--result-hours", type=float, default=24.0,
+                       help="how long unfetched results are kept (default 24)")
+    serve.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+    edit = commands.add_parser("edit", help="drag-edit an image file",
+                               description="Drag-edit IMAGE and write the result to --out, through the running "
+                                           "daemon or, with --local, in this process.")
+    edit.add_argument("image", metavar="IMAGE", help="input image (PNG, JPEG, ...)")
+    edit.add_argument("--points", action="append", required=True, metavar="X1,Y1:X2,Y2",
+                      help="a handle -> target pair in image pixels; repeatable")
+    edit.add_argument("--mask", help="8-bit mask image of the same size (white = may change)")
+    edit.add_argument("--method", required=True, help="drag method, e.g. dragdiffusion (see: dragedit status)")
+    edit.add_argument("--param", action="append", default=[], metavar="K=V", help="method parameter; repeatable")
+    edit.add_argument("--seed", type=int, help="random seed")
+    edit.add_argument("--prompt", default="", help="optional text describing the image")
+    edit.add_argument("--out", required=True, help="output PNG")
+    edit.add_argument("--local", action="store_true", help="run the engine in this process instead of the daemon")
+    edit.add_argument("--endpoint", default=None, help="daemon address")
+    _engine_options(edit, model_help="model for this edit (default: the daemon's)")
+    _key_options(edit)
+
+    status = commands.add_parser("status", help="show the daemon, device, model, queue and caches")
+    status.add_argument("--endpoint", default=None, help="daemon address")
+    status.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
+    status.add_argument("--json", action="store_true", help="print the raw status as JSON")
+    _key_options(status)
+
+    keys = commands.add_parser("keys", help="CurveZMQ keys for serving other machines",
+                               description="Manage the daemon's CurveZMQ server key and its authorised clients.")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    server = key_commands.add_parser("server", help="create (once) and print the server public key")
+    server.add_argument("--force", action="store_true", help="replace the key pair (every client must be updated)")
+    new_client = key_commands.add_parser("new-client", help="create and authorise a key pair for a client machine")
+    new_client.add_argument("name", help="a name for the client (letters, digits, '.', '_', '-')")
+    new_client.add_argument("--out", help="also write the pair to this file, for dragedit --client-key-file")
+    authorize = key_commands.add_parser("authorize", help="authorise a client's existing public key")
+    authorize.add_argument("name")
+    authorize.add_argument("public_key", metavar="PUBLIC_KEY", help="40-character z85 public key")
+    revoke = key_commands.add_parser("revoke", help="remove an authorised client")
+    revoke.add_argument("name")
+    key_commands.add_parser("list", help="list the authorised clients")
+
+    bench = commands.add_parser("bench", help="benchmarks: " + ", ".join(BENCHMARKS),
+                                description="Run a benchmark; 'dragedit bench NAME --help' shows its options.")
+    bench.add_argument("name", choices=BENCHMARKS, metavar="NAME", help=", ".join(BENCHMARKS))
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="options of the benchmark")
+
+    demo = commands.add_parser("demo", help="the toy demo ('dragedit demo --help' for its options)",
+                               add_help=False)
+    demo.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _engine_options(parser: argparse.ArgumentParser, model_help: str | None = None) -> None:
+    parser.add_argument("--model", default=None,
+                        help=model_help or "hub id, diffusers folder or .safetensors checkpoint (default: SD 1.5)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (engine in this process)")
+    parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="precision")
+    parser.add_argument("--work-size", type=int, default=512, help="short side of the working region (multiple of 8)")
+
+
+def _key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server-key", help="the daemon's CurveZMQ public key, for a daemon on another machine")
+    parser.add_argument("--client-key-file", help="this client's key pair file (from: dragedit keys new-client --out)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # bench and demo pass their options through untouched (argparse would take e.g. --help itself)
+    if argv[:1] == ["demo"]:
+        return run_module("dragedit.toy.demo", argv[1:], "the demo")
+    if argv[:1] == ["bench"] and len(argv) > 1 and argv[1] in BENCHMARKS:
+        return run_module(f"dragedit.bench.{argv[1]}", argv[2:], f"the '{argv[1]}' benchmark")
+    args = build_parser().parse_args(argv)
+    handler = {"serve": cmd_serve, "edit": cmd_edit, "status": cmd_status, "keys": cmd_keys}[args.command]
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"dragedit {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# ---------------------------------------------------------------------------- serve
+
+
+def engine_settings(args: argparse.Namespace, cache_dir: Path | None = None):
+    from .engine.api import DEFAULT_MODEL, EngineSettings
+
+    if args.work_size < 64 or args.work_size % 8:
+        raise UsageError(f"--work-size {args.work_size} must be a multiple of 8 of at least 64")
+    return EngineSettings(model=args.model or DEFAULT_MODEL, device=args.device, dtype=args.dtype,
+                          work_size=args.work_size, cache_dir=str(cache_dir) if cache_dir else None)
+
+
+def create_engine(settings):
+    """The real engine (imports torch and diffusers)."""
+    from .engine import Engine
+
+    return Engine(settings)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .config import Paths
+    from .daemon import Daemon, DaemonError, DaemonOptions
+    from .daemon.logs import setup_logging
+
+    paths = Paths.default().make()
+    options = DaemonOptions(
+        endpoint=args.endpoint or default_endpoint(), settings=engine_settings(args, paths.cache), paths=paths,
+        secure=args.secure, allow_models=tuple(args.allow_model), model_folders=tuple(args.models_dir),
+        result_ttl_s=args.result_hours * 3600)
+    setup_logging(paths.log_file, args.verbose)
+    daemon = Daemon(options, create_engine)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: daemon.stop())
+    try:
+        daemon.serve_forever()
+    except DaemonError as exc:
+        print(f"dragedit serve: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not daemon.finished_cleanly:  # a job stuck inside the engine must not keep the process alive
+        logging.shutdown()
+        os._exit(0)
+    return 0
+
+
+# ---------------------------------------------------------------------------- edit
+
+
+def parse_points(values: list[str]) -> list[tuple[float, float, float, float]]:
+    """'X1,Y1:X2,Y2' strings -> (handle_x, handle_y, target_x, target_y)."""
+    points = []
+    for text in values:
+        try:
+            handle, target = text.split(":")
+            hx, hy = (float(v) for v in handle.split(","))
+            tx, ty = (float(v) for v in target.split(","))
+        except ValueError:
+            raise UsageError(f"--points {text!r} is not X1,Y1:X2,Y2 (handle then target, in pixels), e.g. 10,20:30,20")
+        points.append((hx, hy, tx, ty))
+    return points
+
+
+def parse_params(values: list[str]) -> dict[str, Any]:
+    """'k=v' strings -> {k: bool | int | float | str}."""
+    params: dict[str, Any] = {}
+    for text in values:
+        key, sep, raw = text.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {text!r} is not NAME=VALUE, e.g. --param drag_steps=40")
+        params[key] = parse_value(raw)
+    return params
+
+
+def parse_value(raw: str) -> bool | int | float | str:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def load_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    """Read the image and mask and build a validated submit message."""
+    from PIL import Image, UnidentifiedImageError
+
+    from dragedit_protocol import messages
+
+    try:
+        with Image.open(args.image) as img:
+            rgba = img.convert("RGBA")
+        mask = None
+        if args.mask:
+            with Image.open(args.mask) as img:
+                mask = img.convert("L")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UsageError(f"cannot read the image: {exc}")
+    if mask is not None and mask.size != rgba.size:
+        raise UsageError(f"the mask is {mask.size[0]}x{mask.size[1]} but the image is {rgba.size[0]}x{rgba.size[1]}")
+    message = messages.submit("cli", args.method, rgba.tobytes(), rgba.width, rgba.height, parse_points(args.points),
+                              mask.tobytes() if mask is not None else None, parse_params(args.param), args.model,
+                              args.seed, args.prompt)
+    try:
+        return messages.validate_client({**message, "v": messages.PROTOCOL_VERSION})
+    except messages.ProtocolError as err:
+        raise UsageError(f"{err.message}{'; ' + err.hint if err.hint else ''}")
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    submit = load_inputs(args)
+    if not args.out.lower().endswith(".png"):
+        raise UsageError(f"--out {args.out} must be a .png file (the result has an alpha channel)")
+    outcome = edit_local(args, submit) if args.local else edit_remote(args, submit)
+    if outcome is None or outcome["type"] != "result":
+        return outcome_code(outcome)
+    save_result(outcome, args.out)
+    timings = ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in outcome["timings"].items())
+    print(f"wrote {args.out} ({outcome['image']['width']}x{outcome['image']['height']}, seed {outcome['seed']}; "
+          f"{timings})", file=sys.stderr)
+    return 0
+
+
+def outcome_code(outcome: dict[str, Any] | None) -> int:
+    if outcome is None:
+        return EXIT_NO_DAEMON
+    if outcome["type"] == "cancelled":
+        print("dragedit edit: cancelled", file=sys.stderr)
+        return 130
+    hint = f"\n  hint: {outcome['hint']}" if outcome.get("hint") else ""
+    print(f"dragedit edit: {outcome['message']} [{outcome['code']}]{hint}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def save_result(outcome: dict[str, Any], path: str) -> None:
+    from PIL import Image
+
+    image = outcome["image"]
+    Image.frombytes("RGBA", (image["width"], image["height"]), image["data"]).save(path)
+
+
+class ProgressPrinter:
+    """Progress on stderr: one updating line on a terminal, a line per phase otherwise."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._phase = None
+
+    def show(self, message: dict[str, Any]) -> None:
+        if message["type"] == "queued":
+            text = "running" if message["position"] == 0 else f"queued, position {message['position']}"
+            self._line(text, new=True)
+            return
+        eta = f", about {message['eta_s']:.0f}s left" if message.get("eta_s") is not None else ""
+        cached = " (cached)" if message.get("cached") else ""
+        text = f"{message['phase']} {message['step']}/{message['total']}{cached}{eta}"
+        new = message["phase"] != self._phase
+        self._phase = message["phase"]
+        if self._tty or new:
+            self._line(text, new)
+
+    def _line(self, text: str, new: bool) -> None:
+        if self._tty:
+            sys.stderr.write(("\n" if new and self._phase else "\r") + text.ljust(60))
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self._tty:
+            sys.stderr.write("\n")
+
+
+def edit_remote(args: argparse.Namespace, submit: dict[str, Any]) -> dict[str, Any] | None:
+    """Run the job on the daemon; returns its final message, or None when no daemon answers."""
+    client = make_client(args, timeout_s=10.0)
+    printer = ProgressPrinter()
+    interrupts: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupts.append(1))
+    cancel_sent = False
+    try:
+        job_id = client.submit(submit["method"], submit["image"]["data"], submit["image"]["width"],
+                               submit["image"]["height"], [(*h, *t) for h, t in submit["points"]],
+                               submit["mask"]["data"] if submit["mask"] else None, submit["params"], submit["model"],
+                               submit["seed"], submit["prompt"])
+        while True:
+            for message in client.poll(100):
+                if message.get("job_id") != job_id:
+                    continue
+                if message["type"] in ("queued", "progress"):
+                    printer.show(message)
+                else:
+                    printer.done()
+                    return message
+            if interrupts and not cancel_sent:  # Ctrl-C: cancel the job and wait for the daemon's answer
+                client.cancel(job_id)
+                cancel_sent = True
+            if client.state in ("unreachable", "incompatible"):
+                printer.done()
+                print(f"dragedit edit: {client.error_text}", file=sys.stderr)
+                return None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        client.close()
+
+
+def edit_local(args: argparse.Namespace, submit: dict[str, Any]) -> dict[str, Any]:
+    """Run the job in this process; returns a result or error message like the daemon's."""
+    from dragedit_protocol import messages
+
+    from .config import Paths
+    from .daemon.convert import progress_message, result_message, to_request
+    from .engine.api import EditError, JobCancelled
+
+    printer = ProgressPrinter()
+    settings = engine_settings(args, Paths.default().cache)
+    try:
+        engine = create_engine(settings)
+        result = engine.run(to_request(submit), lambda p: printer.show(progress_message("local", p)))
+        return result_message("local", result)
+    except EditError as exc:
+        return messages.error(exc.code, exc.message, exc.hint)
+    except (JobCancelled, KeyboardInterrupt):
+        return messages.cancelled("local")
+    finally:
+        printer.done()
+
+
+def make_client(args: argparse.Namespace, timeout_s: float):
+    from dragedit_protocol.client import DaemonClient
+
+    server_key = client_public = client_secret = None
+    if args.server_key:
+        server_key = args.server_key.encode("ascii")
+        if not args.client_key_file:
+            raise UsageError("--server-key needs --client-key-file (create one with: dragedit keys new-client NAME --out FILE)")
+    if args.client_key_file:
+        import zmq.auth
+
+        try:
+            client_public, client_secret = zmq.auth.load_certificate(args.client_key_file)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read the key file: {exc}")
+        if not client_secret:
+            raise UsageError(f"{args.client_key_file} holds no secret key; use the file written by 'keys new-client --out'")
+    return DaemonClient(args.endpoint or default_endpoint(), client="dragedit-cli", client_version=__version__,
+                        server_public_key=server_key, client_public_key=client_public, client_secret_key=client_secret,
+                        heartbeat_interval_s=1.0, timeout_s=timeout_s)
+
+
+# ---------------------------------------------------------------------------- status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    client = make_client(args, timeout_s=args.timeout)
+    client.request_status()
+    deadline = time.monotonic() + args.timeout
+    status = None
+    try:
+        while status is None and time.monotonic() < deadline and client.state != "incompatible":
+            status = next((m for m in client.poll(100) if m["type"] == "status"), None)
+    finally:
+        client.close()
+    if status is None:
+        reason = client.error_text if client.state == "incompatible" else (
+            f"No DragEdit daemon answers at {client.endpoint}. Start one with: dragedit serve")
+        print(reason, file=sys.stderr)
+        return EXIT_NO_DAEMON
+    if args.json:
+        print(json.dumps({k: v for k, v in status.items() if k != "v"}, indent=2, default=str))
+    else:
+        print(format_status(status))
+    return 0
+
+
+def format_status(status: dict[str, Any]) -> str:
+    running = status.get("running")
+    lines = [
+        f"daemon   {status['daemon_version']} (pid {status['pid']}) at {status['endpoint']}, up {status['uptime_s']:.0f}s"
+        f"{', CurveZMQ' if status.get('secure') else ''}",
+        f"engine   {status['state']}" + (f": {status['error']['message']}" if status.get("error") else ""),
+        f"device   {status.get('device') or 'not known yet'}",
+        f"model    {status.get('model')}",
+        f"queue    {'running ' + running['job_id'] + ' (' + running['method'] + ')' if running else 'idle'}, "
+        f"{status['queued']} waiting, {status['clients']} client(s)",
+        f"results  {status['results_stored']} kept in {status['data_folder']}",
+    ]
+    caches = (status.get("engine") or {}).get("caches")
+    if caches:
+        lines.append("caches   " + ", ".join(f"{k} {v}" for k, v in caches.items()))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- keys
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from .config import Paths
+    from .daemon import security
+
+    paths = Paths.default()
+    try:
+        if args.keys_command == "server":
+            public = security.create_server_keys(paths, force=args.force)
+            print(f"server public key: {public.decode()}")
+            print(f"(secret key in {security.server_key_files(paths)[1]}; give only the public key to clients)")
+        elif args.keys_command == "new-client":
+            server = security.create_server_keys(paths)
+            public, secret = security.new_client(paths, args.name)
+            if args.out:
+                write_client_key_file(Path(args.out), public, secret)
+            print(f"client '{args.name}' is authorised. Enter these in the plug-in's settings on that machine:")
+            print(f"  server public key: {server.decode()}")
+            print(f"  client public key: {public.decode()}")
+            print(f"  client secret key: {secret.decode()}   (keep it secret; it is not stored here)")
+        elif args.keys_command == "authorize":
+            print(f"authorised '{args.name}': {security.authorize(paths, args.name, args.public_key)}")
+        elif args.keys_command == "revoke":
+            security.revoke(paths, args.name)
+            print(f"revoked '{args.name}'")
+        else:
+            clients = security.authorized(paths)
+            for name, key in clients.items():
+                print(f"{name}  {key.decode()}")
+            if not clients:
+                print("no authorised clients (add one with: dragedit keys new-client NAME)")
+    except security.KeySetupError as exc:
+        raise UsageError(str(exc))
+    return 0
+
+
+def write_client_key_file(path: Path, public: bytes, secret: bytes) -> None:
+    """A ZeroMQ certificate file with the client's pair, readable only by its owner."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"# DragEdit client key pair\nmetadata\ncurve\n    public-key = \"{public.decode()}\"\n"
+                     f"    secret-key = \"{secret.decode()}\"\n")
+
+
+# ---------------------------------------------------------------------------- bench, demo
+
+
+def run_module(name: str, argv: list[str], what: str) -> int:
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and name.startswith(exc.name):
+            print(f"dragedit: {what} is not part of this installation ({name} is missing)", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+    return int(module.main(list(argv)) or 0)

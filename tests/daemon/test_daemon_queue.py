@@ -1,0 +1,297 @@
+"""Daemon behaviour over real loopback sockets, with an engine double (fast, scriptable):
+queue positions, cancel, bad input, faults inside a job, heartbeats, fetch, limits."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from daemon_support import all_final, eventually, final, image, pump, ready, submit
+from dragedit.daemon.results import ResultStore
+from engine_double import EngineDouble
+
+
+def test_welcome_describes_the_daemon_and_the_methods(start_daemon, connect):
+    daemon = start_daemon()
+    welcome = ready(connect(daemon.bound_endpoint))
+    assert welcome["protocol"] == 1 and welcome["daemon_version"] and welcome["instance"] == daemon.instance
+    assert welcome["device"] == "cpu" and welcome["model"] == "double-model"
+    assert [m["name"] for m in welcome["methods"]] == ["double"]
+    assert {p["name"] for p in welcome["methods"][0]["params"]} == {"steps", "step_s", "fault"}
+    assert welcome["limits"]["max_points"] == 64 and welcome["secure"] is False
+
+
+def test_welcome_arrives_while_the_model_loads_and_again_when_it_is_ready(start_daemon, connect):
+    daemon = start_daemon(lambda settings: EngineDouble(settings, load_s=1.5))
+    client = connect(daemon.bound_endpoint)
+    first = pump([client], lambda seen: any(m["type"] == "welcome" for m in seen), 5)[0]
+    assert first["state"] == "loading model" and first["methods"] == []
+    seen = pump([client], lambda seen: any(m["type"] == "welcome" and m["state"] == "ready" for m in seen), 10)
+    assert seen[-1]["methods"][0]["name"] == "double"
+
+
+def test_submit_gets_queued_progress_and_result(start_daemon, connect):
+    daemon = start_daemon()
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+    rgba = image(16, 12)
+    job_id = submit(client, rgba, params={"steps": 3}, seed=11, points=[(2, 2, 6, 5), (10, 3, 12, 9)])
+    seen = pump([client], all_final(job_id))
+    kinds = [m["type"] for m in seen if m.get("job_id") == job_id]
+    assert kinds == ["queued", "progress", "progress", "progress", "result"]
+    assert seen[0]["position"] == 0  # nothing ahead: it runs at once
+    progress = seen[1]
+    assert progress["phase"] == "drag" and progress["total"] == 3 and progress["handles"] == [[2, 2], [10, 3]]
+    assert progress["preview"]["width"] == 6 and len(progress["preview"]["data"]) == 6 * 4 * 3
+    result = final(seen, job_id)
+    out = np.frombuffer(result["image"]["data"], np.uint8).reshape(12, 16, 4)
+    assert np.array_equal(out[..., :3], 255 - rgba[..., :3]) and np.array_equal(out[..., 3], rgba[..., 3])
+    assert result["handles"] == [[6, 5], [12, 9]] and result["seed"] == 11
+    assert result["stats"] == {"unet_forward": 3} and result["timings"] == {"drag": 0.01}
+
+
+def test_queue_positions_are_announced_and_updated(start_daemon, connect):
+    daemon = start_daemon()
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+    slow = {"steps": 20, "step_s": 0.02}
+    jobs = [submit(client, params=slow) for _ in range(3)]
+    seen = pump([client], all_final(*jobs))
+    positions = {job: [m["position"] for m in seen if m["type"] == "queued" and m["job_id"] == job] for job in jobs}
+    assert positions[jobs[0]] == [0]
+    assert positions[jobs[1]] == [1, 0]
+    assert positions[jobs[2]] == [2, 1, 0]
+    finished = [m["job_id"] for m in seen if m["type"] == "result"]
+    assert finished == jobs
+
+
+def test_two_clients_get_their_own_results(start_daemon, connect):
+    daemon = start_daemon()
+    a, b = connect(daemon.bound_endpoint), connect(daemon.bound_endpoint)
+    ready(a), ready(b)
+    image_a, image_b = image(8, 8), image(20, 10)
+    job_a, job_b = submit(a, image_a), submit(b, image_b)
+    seen = pump([a, b], all_final(job_a, job_b))
+    assert all(m["_client"] == 0 for m in seen if m.get("job_id") == job_a)
+    assert all(m["_client"] == 1 for m in seen if m.get("job_id") == job_b)
+    assert final(seen, job_a)["image"]["width"] == 8 and final(seen, job_b)["image"]["width"] == 20
+
+
+def test_cancel_a_queued_and_a_running_job(start_daemon, connect):
+    engine = {}
+    daemon = start_daemon(lambda settings: engine.setdefault("e", EngineDouble(settings)))
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+    running = submit(client, params={"steps": 500, "step_s": 0.02})
+    waiting = submit(client)
+    last = submit(client)
+    pump([client], lambda seen: any(m["type"] == "progress" for m in seen))
+    client.cancel(waiting)
+    client.cancel(running)
+    seen = pump([client], all_final(running, waiting, last))
+    assert final(seen, waiting)["type"] == "cancelled" and final(seen, running)["type"] == "cancelled"
+    assert final(seen, last)["type"] == "result"
+    assert [r.image.shape for r in engine["e"].ran] == [(12, 16, 4), (12, 16, 4)]  # the queued one never ran
+    assert [m["position"] for m in seen if m["type"] == "queued" and m["job_id"] == last] == [1, 0]
+
+
+def test_cancel_of_unknown_and_finished_jobs_says_so(start_daemon, connect):
+    daemon = start_daemon()
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+    job_id = submit(client)
+    pump([client], all_final(job_id))
+    client.cancel(job_id)
+    client.cancel("never-submitted")
+    seen = pump([client], lambda seen: len([m for m in seen if m["type"] == "error"]) == 2)
+    codes = {m["job_id"]: m["code"] for m in seen if m["type"] == "error"}
+    assert codes == {job_id: "already_finished", "never-submitted": "unknown_job"}
+
+
+def test_a_bad_submit_gets_an_error_while_another_clients_job_completes(start_daemon, connect):
+    daemon = start_daemon()
+    good, bad = connect(daemon.bound_endpoint), connect(daemon.bound_endpoint)
+    ready(good), ready(bad)
+    job_id = submit(good, params={"steps": 10, "step_s": 0.02})
+    unknown_method = submit(bad, method="no-such-method")
+    bad_param = submit(bad, params={"steps": 0})
+    unknown_param = submit(bad, params={"colour": "red"})
+    seen = pump([good, bad], all_final(job_id, unknown_method, bad_param, unknown_param))
+    assert final(seen, job_id)["type"] == "result"
+    assert final(seen, unknown_method)["code"] == "unknown_method" and "double" in final(seen, unknown_method)["hint"]
+    assert final(seen, bad_param)["code"] == "bad_param" and "steps" in final(seen, bad_param)["message"]
+    assert final(seen, unknown_param)["code"] == "bad_param" and "colour" in final(seen, unknown_param)["message"]
+
+
+def test_raw_garbage_gets_error_replies_and_the_daemon_keeps_serving(start_daemon, connect):
+    import zmq
+
+    daemon = start_daemon()
+    raw = zmq.Context.instance().socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.connect(daemon.bound_endpoint)
+    try:
+        for data in (b"", b"\xc1garbage", b"\x93\x01\x02\x03"):
+            raw.send(data)
+        raw.send_multipart([b"two", b"frames"])
+        replies = []
+        deadline = time.monotonic() + 10
+        while len(replies) < 4 and time.monotonic() < deadline:
+            if raw.poll(100):
+                replies.append(raw.recv())
+    finally:
+        raw.close()
+    from dragedit_protocol import messages
+
+    decoded = [messages.decode_daemon(r) for r in replies]
+    assert [d["code"] for d in decoded] == ["bad_message"] * 4
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+    job_id = submit(client)
+    assert final(pump([client], all_final(job_id)), job_id)["type"] == "result"
+
+
+def test_duplicate_job_id_is_refused(start_daemon, connect):
+    daemon = start_daemon()
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+    job_id = submit(client, job_id="same-id")
+    pump([client], all_final(job_id))
+    submit(client, job_id="same-id")
+    seen = pump([client], lambda seen: any(m["type"] == "error" for m in seen))
+    assert seen[-1]["code"] == "duplicate_job"
+
+
+@pytest.mark.parametrize("fault, code, words", [
+    ("oom", "out_of_memory", "smaller region"),
+    ("crash", "internal_error", "daemon log"),
+    ("edit_error", "drag_too_short", "drag further"),
+])
+def test_a_failing_job_ends_with_a_clear_error_and_the_next_job_runs(start_daemon, connect, fault, code, words):
+    engine = {}
+    daemon = start_daemon(lambda settings: engine.setdefault("e", EngineDouble(settings)))
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+    failing = submit(client, params={"fault": fault})
+    after = submit(client)
+    seen = pump([client], all_final(failing, after))
+    error = final(seen, failing)
+    assert error["type"] == "error" and error["code"] == code and words in error["hint"]
+    assert final(seen, after)["type"] == "result"
+    assert engine["e"].released == (0 if fault == "edit_error" else 1)  # memory freed after an unexpected failure
+
+
+def test_a_model_that_fails_to_load_gives_an_error_and_the_daemon_lives(start_daemon, connect):
+    daemon = start_daemon(lambda settings: EngineDouble(settings, fail_load=True))
+    client = connect(daemon.bound_endpoint)
+    welcome = ready(client, state="error")
+    assert "no model at double-model" in welcome["error"]["message"] and "--model" in welcome["error"]["hint"]
+    job_id = submit(client)
+    error = final(pump([client], all_final(job_id)), job_id)
+    assert error["code"] == "model_load_failed" and "double-model" in error["message"]
+    client.request_status()
+    status = pump([client], lambda seen: any(m["type"] == "status" for m in seen))[-1]
+    assert status["state"] == "error"
+
+
+def test_a_job_asking_for_a_model_that_fails_to_load_does_not_stop_the_next_one(start_daemon, connect):
+    class PickyEngine(EngineDouble):
+        def ensure_model(self, source=None, on_progress=None):
+            if source == "broken":
+                raise OSError("broken model")
+
+    daemon = start_daemon(PickyEngine)
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+    broken, fine = submit(client, model="broken"), submit(client)
+    seen = pump([client], all_final(broken, fine))
+    assert final(seen, broken)["type"] == "error" and "broken model" in final(seen, broken)["message"]
+    assert final(seen, fine)["type"] == "result"
+
+
+def test_a_client_that_vanishes_mid_job_can_fetch_the_result_later(start_daemon, connect, home):
+    daemon = start_daemon()
+    first = connect(daemon.bound_endpoint)
+    ready(first)
+    job_id = submit(first, params={"steps": 30, "step_s": 0.02})
+    pump([first], lambda seen: any(m["type"] == "progress" for m in seen))
+    first.close()  # the editor was killed
+    store = ResultStore(home.results, home.jobs)
+    eventually(lambda: store.get(job_id) is not None)
+    assert store.get(job_id)["message"]["type"] == "result"  # finished and kept on disk
+    second = connect(daemon.bound_endpoint)
+    ready(second)
+    second.fetch(job_id)
+    result = final(pump([second], all_final(job_id)), job_id)
+    assert result["type"] == "result" and result["image"]["width"] == 16
+    eventually(lambda: store.get(job_id) is None)  # fetched: removed
+    second.fetch(job_id)
+    assert final(pump([second], all_final(job_id)), job_id)["code"] == "unknown_job"
+
+
+def test_fetch_of_a_waiting_job_moves_its_messages_to_the_new_connection(start_daemon, connect):
+    daemon = start_daemon()
+    first = connect(daemon.bound_endpoint)
+    ready(first)
+    blocker = submit(first, params={"steps": 40, "step_s": 0.02})
+    waiting = submit(first)
+    pump([first], lambda seen: any(m["type"] == "queued" and m["job_id"] == waiting for m in seen))
+    first.close()
+    second = connect(daemon.bound_endpoint)
+    ready(second)
+    second.fetch(waiting)
+    seen = pump([second], all_final(waiting))
+    assert [m["position"] for m in seen if m["type"] == "queued"][0] == 1
+    assert final(seen, waiting)["type"] == "result" and final(seen, blocker) is None
+
+
+def test_the_daemon_forgets_a_silent_client_and_the_client_notices_a_dead_daemon(start_daemon, connect):
+    daemon = start_daemon(heartbeat_timeout_s=0.5)
+    client = connect(daemon.bound_endpoint, timeout_s=1.0)
+    ready(client)
+    client.request_status()
+    status = pump([client], lambda seen: any(m["type"] == "status" for m in seen))[-1]
+    assert status["clients"] == 1
+    client.close()
+    observer = connect(daemon.bound_endpoint)
+    ready(observer)
+    quiet_until = time.monotonic() + 1.5
+    while time.monotonic() < quiet_until:  # the observer keeps its heartbeat, the closed client cannot
+        observer.poll(50)
+    observer.request_status()
+    status = pump([observer], lambda seen: any(m["type"] == "status" for m in seen))[-1]
+    assert status["clients"] == 1  # only the observer is left
+    daemon.stop()
+    pump([observer], lambda _: observer.state == "unreachable", 10)
+    assert "does not answer" in observer.error_text
+
+
+def test_a_client_flooding_the_queue_is_capped_and_another_client_still_gets_in(start_daemon, connect):
+    daemon = start_daemon(max_queued_per_client=3)
+    flood, other = connect(daemon.bound_endpoint), connect(daemon.bound_endpoint)
+    ready(flood), ready(other)
+    flooded = [submit(flood, params={"steps": 10, "step_s": 0.05}) for _ in range(6)]
+    seen = pump([flood], lambda seen: sum(m["type"] == "error" for m in seen) >= 2)
+    assert {m["code"] for m in seen if m["type"] == "error"} == {"queue_full"}
+    mine = submit(other)
+    seen += pump([flood, other], lambda more: all(final(seen + more, job) for job in [*flooded, mine]))
+    first_place = next(m["position"] for m in seen if m["type"] == "queued" and m["job_id"] == mine)
+    assert first_place <= 2  # it waits behind at most one job of the flooding client
+    outcomes = [final(seen, job)["type"] for job in flooded]
+    assert outcomes.count("result") == 4 and outcomes.count("error") == 2  # one running + three waiting
+
+
+def test_shutdown_tells_waiting_clients_and_records_it(start_daemon, connect, home):
+    daemon = start_daemon()
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+    running = submit(client, params={"steps": 500, "step_s": 0.02})
+    waiting = submit(client)
+    pump([client], lambda seen: any(m["type"] == "progress" for m in seen))
+    daemon.stop()
+    seen = pump([client], all_final(running, waiting))
+    assert final(seen, waiting)["code"] == "daemon_stopped" and final(seen, running)["type"] == "cancelled"
+    store = ResultStore(home.results, home.jobs)
+    assert store.get(waiting)["message"]["code"] == "daemon_stopped"
+    assert list(home.jobs.iterdir()) == []  # no job is left marked unfinished
