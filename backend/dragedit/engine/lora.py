@@ -32,6 +32,7 @@ def add_lora(unet, name: str, rank: int, generator: torch.Generator | None = Non
     for pname, param in unet.named_parameters():
         if f".{name}." in pname and "lora_" in pname:
             param.data = param.data.float()
+    unet.enable_adapters()  # a job without LoRA disables them; a new adapter must take part again
     unet.set_adapter(name)
 
 
