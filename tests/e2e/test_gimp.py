@@ -4,7 +4,9 @@ The script gimp_scripts/drag_in_gimp.py runs in GIMP's python-fu-eval and calls 
 non-interactively: a single-anchor stroke and a grayscale image give clear errors, then a drag of
 two strokes through the real daemon on the host (tiny model) must add a new layer that differs
 inside the selection and equals the source outside it, with the source unchanged. GIMP's Python
-has no pyzmq of its own, so reaching the daemon proves the vendored copy loaded.
+has no pyzmq of its own, so reaching the daemon proves the vendored copy loaded. With an X display
+(Xvfb on the host; the chroot reaches it through the abstract socket) the script then drives the
+real Drag Edit dialog through a second drag and checks that GTK's main loop kept running.
 """
 from __future__ import annotations
 
@@ -25,11 +27,14 @@ def test_drag_edit_in_gimp(gimp_root, installed_plugins, daemon):
     plugin = installed_plugins["gimp_plugin"]
     assert (plugin / "_vendor" / "zmq").is_dir(), "install.py did not vendor pyzmq into the GIMP plug-in"
     env = {"DRAGEDIT_ENDPOINT": daemon, "DRAGEDIT_E2E_METHOD": "dragdiffusion",
-           "DRAGEDIT_E2E_PARAMS": json.dumps(FAST_PARAMS)}
-    rc, log = editors.run_in_gimp(SCRIPT, [plugin], env)
+           "DRAGEDIT_E2E_PARAMS": json.dumps(FAST_PARAMS),
+           "DRAGEDIT_E2E_PLUGIN_DIR": f"{editors.GIMP_PLUGINS}/{plugin.name}"}
+    with editors._xvfb() as display:
+        rc, log = editors.run_in_gimp(SCRIPT, [plugin], {**env, "DISPLAY": display}, timeout_s=600)
     assert rc == 0, log
     assert "single-anchor stroke: Drag stroke 2 has a single point." in log
     assert "drag: layer 'DragDiffusion drag (seed 3)'" in log and "none outside" in log, log
+    assert "dialog: layer 'DragDiffusion drag (seed" in log, log
 
 
 def test_no_daemon_is_a_clear_error_in_gimp(gimp_root, installed_plugins):

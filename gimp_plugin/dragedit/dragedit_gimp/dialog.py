@@ -284,6 +284,7 @@ class DragDialog:
             if self.progress is not None:
                 self.progress.end()
             self.dialog.destroy()
+            self.config = None  # libgimp requires the config to have no other reference after the run
         return self.added
 
 

@@ -4,8 +4,12 @@ non-interactively and checks what it did to the image. Raising fails the test (e
 Environment: DRAGEDIT_ENDPOINT (the daemon on the host, inherited by the plug-in),
 DRAGEDIT_E2E_METHOD and DRAGEDIT_E2E_PARAMS (JSON) for the drag; DRAGEDIT_E2E_EXPECT_ERROR: the
 drag must instead fail with a message containing this text (e.g. when no daemon answers).
+With DISPLAY and DRAGEDIT_E2E_PLUGIN_DIR (the installed plug-in folder) set, the Drag Edit
+dialog (real GimpUi / Gtk widgets) then runs a second drag in this process, pressed by a script.
 """
+import json
 import os
+import sys
 import time
 
 from gi.repository import Gegl, Gimp
@@ -129,3 +133,79 @@ if expected_error:
     print(f"drag failed as expected after {elapsed:.1f} s: {message}")
 else:
     check_drag(image, layer, before, status, message, elapsed)
+
+
+class ConfigWithAux:
+    """The procedure's config as the PDB shows it, plus the plug-in's own aux argument 'settings'."""
+
+    def __init__(self, config):
+        self.config, self.aux = config, {"settings": ""}
+
+    def get_property(self, name):
+        return self.aux[name] if name in self.aux else self.config.get_property(name)
+
+    def set_property(self, name, value):
+        if name in self.aux:
+            self.aux[name] = value
+        else:
+            self.config.set_property(name, value)
+
+
+def drag_with_the_dialog(plugin_dir, params, timeout_s=240.0):
+    """Open the real dialog, set the parameters, press Drag, wait for the layer, press Close."""
+    sys.path[:0] = [os.path.join(plugin_dir, "_vendor"), plugin_dir]
+    import gi
+
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import GLib, Gtk
+
+    from dragedit_gimp.dialog import DragDialog, GimpUi
+    from dragedit_gimp.run import make_session
+
+    GimpUi.init("dragedit-e2e")
+    image, layer = make_image(STROKES)
+    before = layer_bytes(layer)
+    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    config = ConfigWithAux(procedure.create_config())
+    dialog = DragDialog(procedure, config, image, make_session(os.path.join(plugin_dir, "_vendor")))
+    started, ticks, events = time.monotonic(), [0], []
+
+    def count_ticks():  # another GLib source: it keeps running only if the main loop stays responsive
+        ticks[0] += 1
+        return True
+
+    def script():
+        if time.monotonic() - started > timeout_s:
+            events.append("timed out: " + dialog.status_label.get_text())
+            dialog.dialog.response(Gtk.ResponseType.CLOSE)
+        elif not events and dialog.form is not None:
+            for field in dialog.form.fields:
+                if field.spec.name in params:
+                    value = params[field.spec.name]
+                    if field.spec.type == "int":
+                        field.widget.set_value(value)
+                    else:
+                        field.widget.set_text(str(value))
+            events.append(("pressed Drag", ticks[0], time.monotonic()))
+            dialog.dialog.response(Gtk.ResponseType.OK)
+        elif len(events) == 1 and "Added the layer" in dialog.status_label.get_text():
+            events.append(("layer added", ticks[0], time.monotonic()))
+            dialog.dialog.response(Gtk.ResponseType.CLOSE)
+        return True
+
+    GLib.timeout_add(20, count_ticks)
+    GLib.timeout_add(100, script)
+    added = dialog.run()
+    assert added == 1 and len(events) == 2, (added, events, dialog.status_label.get_text())
+    (_, ticks0, t0), (_, ticks1, t1) = events
+    rate = (ticks1 - ticks0) / max(t1 - t0, 1e-3)
+    assert rate > 10, f"the main loop ran only {rate:.0f} times a second during the drag (50 expected)"
+    names = layer_names(image)
+    assert len(names) == 2 and names[1] == "photo" and "drag (seed" in names[0], names
+    assert layer_bytes(layer) == before, "the source layer changed"
+    assert json.loads(config.get_property("params")) == params, config.get_property("params")
+    print(f"dialog: layer '{names[0]}' in {t1 - t0:.1f} s, main loop at {rate:.0f} ticks/s during the drag")
+
+
+if os.environ.get("DISPLAY") and os.environ.get("DRAGEDIT_E2E_PLUGIN_DIR") and not expected_error:
+    drag_with_the_dialog(os.environ["DRAGEDIT_E2E_PLUGIN_DIR"], json.loads(os.environ.get("DRAGEDIT_E2E_PARAMS", "{}")))
