@@ -10,7 +10,14 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "_vendor"), HERE]
 
-from dragedit_gimp.plugin import DragEditPlugIn  # noqa: E402  (after the path set-up; it requires gi versions)
+import dragedit_gimp  # noqa: E402  (after the path set-up; it requires the gi versions)
 from gi.repository import Gimp  # noqa: E402
 
-Gimp.main(DragEditPlugIn.__gtype__, sys.argv)
+try:
+    from dragedit_gimp.plugin import DragEditPlugIn as PlugIn
+except ImportError as error:  # _vendor/ missing or for another Python: keep the menu entry, explain
+    from dragedit_gimp.fallback import broken_install_plugin
+
+    PlugIn = broken_install_plugin(error)
+
+Gimp.main(PlugIn.__gtype__, sys.argv)

@@ -448,7 +448,19 @@ class Procedure:
 
 
 class PlugIn:
-    pass
+    """Gimp.main(cls.__gtype__, argv) records the class in MAIN_CALLS."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.__gtype__ = cls
+
+
+MAIN_CALLS: list[type] = []
+
+
+def _main(gtype: type, argv: list[str]) -> int:
+    MAIN_CALLS.append(gtype)
+    return 0
 
 
 def _progress(name: str) -> Callable:
@@ -466,7 +478,7 @@ Gimp = types.SimpleNamespace(
     ValueArray=_ValueArray,
     progress_init=_progress("init"), progress_update=_progress("update"), progress_set_text=_progress("text"),
     progress_end=_progress("end"), displays_flush=lambda: None, message=MESSAGES.append,
-    version=lambda: "3.0.4",
+    version=lambda: "3.0.4", main=_main,
 )
 
 # --------------------------------------------------------------------------- Gtk and GimpUi (the dialog)
@@ -684,6 +696,7 @@ def reset() -> None:
     """Forget recorded calls and pending timeouts between tests."""
     PROGRESS.clear()
     MESSAGES.clear()
+    MAIN_CALLS.clear()
     LOOP.sources.clear()
     LOOP.running.clear()
     Dialog.instances.clear()

@@ -1,6 +1,10 @@
 """The procedure GIMP registers and its non-interactive runs (dragedit_gimp.plugin) on fake_gimp."""
 from __future__ import annotations
 
+import runpy
+import sys
+from pathlib import Path
+
 import fake_gimp
 import pytest
 from gimp_fake_daemon import FakeDaemonClient
@@ -10,6 +14,7 @@ from dragedit_gimp import PROCEDURE, plugin, run
 from dragedit_gimp.settings import read_args, read_store
 
 Status = fake_gimp.PDBStatusType
+PLUGIN_DIR = Path(__file__).resolve().parents[2] / "gimp_plugin" / "dragedit"
 
 
 @pytest.fixture
@@ -113,3 +118,29 @@ def test_config_arguments_round_trip_into_the_dialogs_store(procedure):
     store = read_store(config)
     assert store.method == "gooddrag" and store.seed == 9
     assert store.values == {"dragdiffusion": {"n_steps": 3}, "gooddrag": {"tracker": "l2"}}
+
+
+def run_entry_point(monkeypatch):
+    """Execute dragedit.py as GIMP does; returns the plug-in class it handed to Gimp.main."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    runpy.run_path(str(PLUGIN_DIR / "dragedit.py"), run_name="__main__")
+    return fake_gimp.MAIN_CALLS[-1]
+
+
+def test_entry_point_registers_the_plugin(monkeypatch):
+    assert run_entry_point(monkeypatch) is plugin.DragEditPlugIn
+
+
+def test_missing_vendored_packages_leave_a_menu_entry_that_says_how_to_fix_it(monkeypatch):
+    for name in [m for m in sys.modules if m.startswith(("dragedit_gimp.", "dragedit_protocol"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "dragedit_protocol", None)  # import fails as with no _vendor/
+    plugin_class = run_entry_point(monkeypatch)
+    assert plugin_class is not plugin.DragEditPlugIn
+    procedure = plugin_class().do_create_procedure(PROCEDURE)
+    assert procedure.menu_paths == ["<Image>/Filters/Distorts"]
+    image, layer = scene()
+    values = procedure.run_func(procedure, fake_gimp.RunMode.INTERACTIVE, image, [layer],
+                                procedure.create_config(), None)
+    assert values.index(0) == Status.EXECUTION_ERROR
+    assert "not installed completely" in values.index(1) and "install.py" in values.index(1)

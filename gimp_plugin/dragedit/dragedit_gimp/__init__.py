@@ -9,4 +9,6 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 
 PROCEDURE = "plug-in-dragedit"
+MENU_PATH = "<Image>/Filters/Distorts"
+MENU_LABEL = "_Drag Edit..."
 PLUGIN_VERSION = "0.1.0"

@@ -10,11 +10,11 @@ from gi.repository import GLib, Gimp
 from dragedit_protocol.editor.errors import UserError
 
 from . import PROCEDURE
+from .registration import declare_procedure
 from .run import DragCancelled, make_session, run_noninteractive
-from .settings import add_arguments, read_args
+from .settings import read_args
 
 VENDOR_DIR = Path(__file__).resolve().parents[1] / "_vendor"
-MENU_PATH = "<Image>/Filters/Distorts"
 
 
 class DragEditPlugIn(Gimp.PlugIn):
@@ -28,19 +28,7 @@ class DragEditPlugIn(Gimp.PlugIn):
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_procedure, None)
-        procedure.set_image_types("*")  # grayscale and indexed images get a clear message, not a grey menu
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label("_Drag Edit...")
-        procedure.add_menu_path(MENU_PATH)
-        procedure.set_documentation(
-            "Drag image content from handle points to target points",
-            "Each stroke of the path 'Drag points' (or of the selected path) goes from a handle (its first "
-            "point) to a target (its last point). The selection limits what may change (none: the whole "
-            "layer). The DragEdit daemon edits the layer with a diffusion model; the result is added as a "
-            "new layer above it.",
-            name)
-        procedure.set_attribution("DragEdit", "DragEdit", "2025")
-        add_arguments(procedure)
+        declare_procedure(procedure)
         return procedure
 
 

@@ -1,23 +1,18 @@
-"""The procedure's arguments (shared by the dialog and non-interactive calls) and their checks.
-
-Arguments: method, params (a JSON object of parameter values), path-name, seed (-1 = random),
-prompt. GIMP remembers them after a successful interactive run; the aux argument ``settings``
-also keeps every method's values (a ``ParamStore`` as JSON) for the dialog.
-"""
+"""Reading, checking and remembering the procedure's arguments (declared in registration.py)."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from gi.repository import GObject, Gimp
+from gi.repository import Gimp
 
 from dragedit_protocol.editor.errors import UserError
 from dragedit_protocol.editor.params import MethodSpec, ParamStore
 
-RANDOM_SEED = -1
-MAX_SEED = 2**31 - 1  # GIMP's int arguments are 32-bit
-PARAMS_HINT = 'write them as a JSON object, e.g. {"n_steps": 40, "lr": 0.01}, or "{}" for the defaults'
+from .registration import RANDOM_SEED
+
+PARAMS_HINT = 'write them as a JSON object, e.g. {"drag_steps": 40, "lr": 0.01}, or "{}" for the defaults'
 
 
 @dataclass
@@ -29,21 +24,6 @@ class DragArgs:
     path_name: str = ""
     seed: int | None = None
     prompt: str = ""
-
-
-def add_arguments(procedure: Gimp.Procedure) -> None:
-    """Declare the procedure's arguments (their order is the PDB signature after image and drawables)."""
-    flags = GObject.ParamFlags.READWRITE
-    procedure.add_string_argument("method", "Method", "Drag method name as the daemon publishes it "
-                                  "(empty: the daemon's first method)", "", flags)
-    procedure.add_string_argument("params", "Parameters", "Method parameters as a JSON object "
-                                  "(missing ones take the published defaults)", "{}", flags)
-    procedure.add_string_argument("path-name", "Path", f"Path holding the drag strokes (empty: 'Drag points', "
-                                  "else the selected path)", "", flags)
-    procedure.add_int_argument("seed", "Seed", "Random seed (-1: a new one each drag)", RANDOM_SEED, MAX_SEED,
-                               RANDOM_SEED, flags)
-    procedure.add_string_argument("prompt", "Prompt", "Optional text describing the image", "", flags)
-    procedure.add_string_aux_argument("settings", "Settings", "Every method's last values (JSON)", "", flags)
 
 
 def parse_params(text: str) -> dict[str, Any]:

@@ -103,6 +103,12 @@ except ImportError:
 else:
     raise AssertionError("GIMP's Python has its own pyzmq; the test cannot tell the vendored copy loads")
 
+# The procedure is where the README says, for every image type (others get a clear error).
+procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+assert procedure is not None, "the DragEdit procedure is not registered (plug-in not installed or broken)"
+assert list(procedure.get_menu_paths()) == ["<Image>/Filters/Distorts"], procedure.get_menu_paths()
+assert procedure.get_menu_label() == "_Drag Edit..." and procedure.get_image_types() == "*"
+
 # 1. A stroke with a single anchor: a clear error, the image as it was.
 image, layer = make_image([STROKES[0], [(60, 50)]])
 before = layer_bytes(layer)
