@@ -23,6 +23,7 @@ def motion_loss(
     reference_points: torch.Tensor | None = None,
     max_step: float | None = None,
     reach: float = 2.0,
+    self_referenced: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Pull the content at each handle one step towards its target.
 
@@ -30,7 +31,9 @@ def motion_loss(
     reference patch (detached) is sampled from ``reference`` at ``reference_points``. Defaults give
     DragDiffusion's self-referenced loss (reference = these features at the current handles).
     GoodDrag passes the original trajectory's features at p0 and max_step = beta; DragLoRA passes
-    the fixed template F0 at p0. Points already within ``reach`` pixels of their target are left out.
+    the fixed template F0 at p0. With ``self_referenced`` (N booleans) those points use the
+    self-referenced patch and the others the given reference (StableDrag's confident supervision).
+    Points already within ``reach`` pixels of their target are left out.
     Each point contributes (2r+1)^2 x mean |moving - reference|.
     """
     active = (targets - handles).norm(dim=-1) >= reach
@@ -40,6 +43,9 @@ def motion_loss(
     ref_map = features if reference is None else reference
     ref_pts = h if reference_points is None else reference_points[active]
     ref = sample_patches(ref_map, ref_pts, radius).detach()
+    if self_referenced is not None:
+        own = sample_patches(features, h, radius).detach()
+        ref = torch.where(self_referenced[active][:, None, None, None], own, ref)
     moved = sample_patches(features, h + motion_directions(h, t, max_step), radius)
     per_point = (moved - ref).abs().mean(dim=(1, 2, 3))
     return (2 * radius + 1) ** 2 * per_point.sum()

@@ -4,9 +4,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from ..engine.api import EditError
-from . import dragdiffusion, gooddrag
+from . import dragdiffusion, gooddrag, stabledrag
 
-METHODS: dict[str, ModuleType] = {m.SPEC.name: m for m in (dragdiffusion, gooddrag)}
+METHODS: dict[str, ModuleType] = {m.SPEC.name: m for m in (dragdiffusion, gooddrag, stabledrag)}
 
 
 def get_method(name: str) -> ModuleType:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from gi.repository import GLib, Gimp
 
-from . import PROCEDURE
-from .registration import declare_procedure
+from .registration import plugin_class
 
 
 def broken_install_plugin(error: ImportError) -> type:
@@ -19,16 +18,4 @@ def broken_install_plugin(error: ImportError) -> type:
     def run(procedure, run_mode, image, drawables, config, data):
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(text))
 
-    class BrokenInstallPlugIn(Gimp.PlugIn):
-        def do_query_procedures(self) -> list[str]:
-            return [PROCEDURE]
-
-        def do_set_i18n(self, name: str) -> bool:
-            return False
-
-        def do_create_procedure(self, name: str) -> Gimp.Procedure:
-            procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
-            declare_procedure(procedure, "DragEdit (not installed completely)", text)
-            return procedure
-
-    return BrokenInstallPlugIn
+    return plugin_class(run, "DragEdit (not installed completely)", text)

@@ -1,4 +1,4 @@
-"""The GIMP plug-in class: registers Filters > Distorts > Drag Edit... and dispatches its runs."""
+"""The DragEdit procedure's run: the dialog (interactive) or one drag with the arguments (scripts)."""
 from __future__ import annotations
 
 import sys
@@ -9,27 +9,11 @@ from gi.repository import GLib, Gimp
 
 from dragedit_protocol.editor.errors import UserError
 
-from . import PROCEDURE
-from .registration import declare_procedure
+from .registration import plugin_class
 from .run import DragCancelled, make_session, run_noninteractive
 from .settings import read_args
 
 VENDOR_DIR = Path(__file__).resolve().parents[1] / "_vendor"
-
-
-class DragEditPlugIn(Gimp.PlugIn):
-    """Drag Edit: move image content from handle points to target points with a diffusion model."""
-
-    def do_query_procedures(self) -> list[str]:
-        return [PROCEDURE]
-
-    def do_set_i18n(self, name: str) -> bool:
-        return False
-
-    def do_create_procedure(self, name: str) -> Gimp.Procedure:
-        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_procedure, None)
-        declare_procedure(procedure)
-        return procedure
 
 
 def error_values(procedure: Gimp.Procedure, text: str) -> Gimp.ValueArray:
@@ -62,3 +46,6 @@ def run_procedure(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp
         if session is not None:
             session.close()
     return procedure.new_return_values(status, GLib.Error())
+
+
+DragEditPlugIn = plugin_class(run_procedure)

@@ -1,4 +1,5 @@
-"""What GIMP is told about the procedure: menu place, image types, documentation and arguments.
+"""What GIMP is told: the plug-in class, its procedure's menu place, image types, documentation
+and arguments.
 
 Imports only gi, so the stand-in for a broken install (fallback.py) declares the same procedure.
 Arguments: method, params (a JSON object of parameter values), path-name, seed (-1 = random),
@@ -7,20 +8,40 @@ also keeps every method's values (a ``ParamStore`` as JSON) for the dialog.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from gi.repository import GObject, Gimp
 
-from . import MENU_LABEL, MENU_PATH
+from . import MENU_LABEL, MENU_PATH, PROCEDURE
 
 RANDOM_SEED = -1
 MAX_SEED = 2**31 - 1  # GIMP's int arguments are 32-bit
+BLURB = "Drag image content from handle points to target points"
 HELP = ("Each stroke of the path 'Drag points' (or of the selected path) goes from a handle (its first "
         "point) to a target (its last point). The selection limits what may change (none: the whole "
         "layer). The DragEdit daemon edits the layer with a diffusion model; the result is added as a "
         "new layer above it.")
 
 
-def declare_procedure(procedure: Gimp.Procedure, blurb: str = "Drag image content from handle points to "
-                      "target points", help_text: str = HELP) -> None:
+def plugin_class(run: Callable, blurb: str = BLURB, help_text: str = HELP) -> type:
+    """A Gimp.PlugIn subclass declaring the one DragEdit procedure, which ``run`` runs."""
+
+    class DragEditPlugIn(Gimp.PlugIn):
+        def do_query_procedures(self) -> list[str]:
+            return [PROCEDURE]
+
+        def do_set_i18n(self, name: str) -> bool:
+            return False
+
+        def do_create_procedure(self, name: str) -> Gimp.Procedure:
+            procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+            declare_procedure(procedure, blurb, help_text)
+            return procedure
+
+    return DragEditPlugIn
+
+
+def declare_procedure(procedure: Gimp.Procedure, blurb: str, help_text: str) -> None:
     """Menu entry (Filters > Distorts > Drag Edit...), image types, documentation and arguments."""
     procedure.set_image_types("*")  # grayscale and indexed images get a clear message, not a grey menu
     procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
