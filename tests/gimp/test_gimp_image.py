@@ -136,6 +136,10 @@ def test_closed_image_is_reported():
     image, layer = scene()
     source = read_drag(image, [layer])
     image.valid = False
+    with pytest.raises(UserError, match="image was closed"):
+        read_drag(image, [layer])
+    image.valid = True
+    image.valid = False
     region = source.plan.region
     with pytest.raises(UserError, match="image was closed"):
         insert_result(source, {"width": region.width, "height": region.height, "data": source.plan.rgba}, "Drag")

@@ -106,6 +106,8 @@ def read_mask(image: Gimp.Image, rect: Rect) -> bytes | None:
 
 def read_drag(image: Gimp.Image, drawables: list, path_name: str = "") -> DragSource:
     """Everything one drag needs, checked; UserError (image untouched) when something is missing."""
+    if not image.is_valid():
+        raise UserError("The image was closed", "open it again and run Drag Edit from it")
     check_image(image)
     layer = source_layer(drawables)
     path = find_path(image, path_name)
