@@ -4,9 +4,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from ..engine.api import EditError
-from . import dragdiffusion, gooddrag, stabledrag
+from . import dragdiffusion, draglora, gooddrag, stabledrag
 
-METHODS: dict[str, ModuleType] = {m.SPEC.name: m for m in (dragdiffusion, gooddrag, stabledrag)}
+METHODS: dict[str, ModuleType] = {m.SPEC.name: m for m in (dragdiffusion, gooddrag, stabledrag, draglora)}
 
 
 def get_method(name: str) -> ModuleType:

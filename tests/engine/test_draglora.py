@@ -1,0 +1,187 @@
+"""DragLoRA: adaptive switching between DOO and ILFA-only iterations, and the method end to end."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dragedit.engine import Engine
+from dragedit.engine.api import DragRequest, EditError, EngineSettings, JobCancelled
+from dragedit.methods import draglora
+from dragedit.methods.draglora import SPEC, Switching
+
+FAST = {"lora_steps": 2, "lora_batch": 1, "inversion_strength": 0.3, "feather": 2}
+
+
+# ---------------------------------------------------------------- switching, from synthetic tracker outcomes
+
+def _switching(**overrides) -> Switching:
+    return Switching(SPEC.resolve({"k_ini": 2, **overrides}))
+
+
+def _pts(*xy):
+    return torch.tensor([list(p) for p in xy], dtype=torch.float32)
+
+
+def test_enters_ilfa_only_after_k_ini_when_confident_and_landed_then_leaves_when_lost():
+    s = _switching()
+    prev, aim = _pts((5, 5)), _pts((6, 5))
+    s.update(prev, _pts((6, 5)), torch.tensor([0.5]), aim, doo_steps=1)
+    assert not s.ilfa_only  # before k_ini
+    s.update(prev, _pts((6, 5)), torch.tensor([0.5]), aim, doo_steps=2)
+    assert s.ilfa_only and s.entries == 1
+    handles = s.update(_pts((6, 5)), _pts((7, 5)), torch.tensor([1.2]), None, doo_steps=2)
+    assert s.ilfa_only and handles.tolist() == [[7, 5]]  # between d1 and d2: stays
+    handles = s.update(_pts((7, 5)), _pts((9, 6)), torch.tensor([1.5]), None, doo_steps=2)
+    assert not s.ilfa_only  # minD > d2: back to DOO ...
+    assert handles.tolist() == [[7, 5]]  # ... and the point keeps its position
+
+
+def test_does_not_enter_when_unconfident_or_off_target():
+    s = _switching()
+    s.update(_pts((5, 5)), _pts((6, 5)), torch.tensor([1.1]), _pts((6, 5)), doo_steps=5)
+    assert not s.ilfa_only  # minD >= d1
+    s.update(_pts((5, 5)), _pts((8, 5)), torch.tensor([0.2]), _pts((6, 5)), doo_steps=5)
+    assert not s.ilfa_only  # landed 2 px from the aim > l2
+    s = _switching()
+    s.update(_pts((5, 5), (9, 9)), _pts((6, 5), (10, 9)), torch.tensor([0.2, 1.05]), _pts((6, 5), (10, 9)), doo_steps=5)
+    assert not s.ilfa_only  # every point must be confident
+
+
+def test_ilfa_only_ends_when_handles_stall_and_is_capped():
+    s = _switching()
+    s.update(_pts((5, 5)), _pts((6, 5)), torch.tensor([0.5]), _pts((6, 5)), doo_steps=3)
+    assert s.ilfa_only
+    for _ in range(draglora.STALL_LIMIT):
+        s.update(_pts((6, 5)), _pts((6, 5)), torch.tensor([0.5]), None, doo_steps=3)
+        assert s.ilfa_only
+    s.update(_pts((6, 5)), _pts((6, 5)), torch.tensor([0.5]), None, doo_steps=3)
+    assert not s.ilfa_only
+    capped = _switching(max_ilfa_steps=4)
+    capped.ilfa_steps = 4
+    capped.update(_pts((5, 5)), _pts((6, 5)), torch.tensor([0.5]), _pts((6, 5)), doo_steps=3)
+    assert not capped.ilfa_only
+
+
+def test_a_lost_point_keeps_its_position_at_most_max_kept_times_in_a_row():
+    s = _switching()
+    prev = _pts((5, 5), (9, 9))
+    tracked = _pts((6, 5), (10, 10))
+    lost = torch.tensor([0.5, 2.0])
+    for _ in range(draglora.MAX_KEPT):
+        assert s.update(prev, tracked, lost, None, doo_steps=0).tolist() == [[6, 5], [9, 9]]
+    assert s.update(prev, tracked, lost, None, doo_steps=0).tolist() == tracked.tolist()
+
+
+def test_schema_publishes_the_defaults_and_rejects_an_unknown_region():
+    defaults = SPEC.resolve({})
+    assert (defaults["drag_steps"], defaults["lr"], defaults["dds_weight"], defaults["tracking_region"]) == (80, 1e-4, 50.0, "distance")
+    assert (defaults["d1"], defaults["d2"], defaults["l2"], defaults["k_ini"], defaults["inversion_strength"]) == (1.0, 1.3, 1.4, 10, 0.7)
+    with pytest.raises(EditError, match="tracking_region"):
+        SPEC.resolve({"tracking_region": "square"})
+
+
+# ---------------------------------------------------------------- end to end through Engine.run
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir, tmp_path_factory):
+    torch.set_num_threads(1)
+    return Engine(EngineSettings(model=str(tiny_model_dir), device="cpu", cache_dir=str(tmp_path_factory.mktemp("cache")),
+                                 work_size=64))
+
+
+def _image(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    rgb = np.kron(small, np.ones((8, 8, 1), dtype=np.uint8))  # blocky, so the edit is visible
+    return np.dstack([rgb, np.full((64, 64), 255, np.uint8)])
+
+
+def _mask() -> np.ndarray:
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 12:52] = 255
+    return mask
+
+
+def test_runs_ilfa_only_iterations_without_backward_and_returns_to_doo(engine, monkeypatch):
+    """A scripted tracker: confident and on target, then lost, then never confident enough again."""
+    calls = []
+
+    def tracker(features, templates, handles, targets, radius, region="square", angle_deg=30.0):
+        calls.append((handles.clone(), region))
+        n = len(calls)
+        min_d = 0.5 if n <= 5 else (2.0 if n == 6 else 1.2)
+        return handles + torch.tensor([1.0, 0.0]), torch.full((handles.shape[0],), min_d)
+
+    monkeypatch.setattr(draglora, "track_points", tracker)
+    progress = []
+    request = DragRequest(_image(1), [((10.0, 32.0), (56.0, 32.0))], "draglora",
+                          {**FAST, "drag_steps": 6, "k_ini": 2}, mask=_mask(), seed=3)
+    result = engine.run(request, progress.append)
+    drag_steps = [p.step for p in progress if p.phase == "drag"]
+    # DOO, DOO, enter (no DOO), ILFA-only x3, lost -> DOO (re-run with gradients), then DOO to K = 6
+    assert drag_steps == [1, 2, 2, 2, 2, 2, 3, 4, 5, 6]
+    assert result.stats["ilfa_only_steps"] == 4 and result.stats["ilfa_only_entries"] == 1
+    assert result.stats["doo_steps"] == 6
+    assert result.stats["unet_backward"] == FAST["lora_steps"] + 6
+    assert torch.equal(calls[6][0], calls[5][0])  # the lost point kept its position
+    assert {region for _, region in calls} == {"distance"}
+
+
+def test_fast_variant_tracks_in_the_angle_closer_region(engine, monkeypatch):
+    regions = []
+    real = draglora.track_points
+
+    def spy(features, templates, handles, targets, radius, region="square", angle_deg=30.0):
+        regions.append((region, angle_deg))
+        return real(features, templates, handles, targets, radius, region, angle_deg)
+
+    monkeypatch.setattr(draglora, "track_points", spy)
+    request = DragRequest(_image(2), [((10.0, 32.0), (56.0, 32.0))], "draglora",
+                          {**FAST, "drag_steps": 3, "tracking_region": "angle"}, mask=_mask(), seed=3)
+    engine.run(request)
+    assert regions and set(regions) == {("angle", 30.0)}
+
+
+def test_end_to_end_with_a_mask(engine):
+    image, mask = _image(3), _mask()
+    progress = []
+    request = DragRequest(image, [((20.0, 30.0), (40.0, 30.0))], "draglora", {**FAST, "drag_steps": 4},
+                          mask=mask, seed=5, preview_every=1)
+    first = engine.run(request, progress.append)
+    assert first.image.shape == image.shape and first.image.dtype == np.uint8
+    feather = FAST["feather"]
+    outside = np.ones((64, 64), bool)
+    outside[16 - feather:48 + feather, 12 - feather:52 + feather] = False
+    assert np.array_equal(first.image[outside], image[outside])
+    assert np.abs(first.image[16:48, 12:52, :3].astype(int) - image[16:48, 12:52, :3]).mean() > 1.0
+    assert first.cache_hits == {"lora": False, "inversion": False}
+    drag = [p for p in progress if p.phase == "drag"]
+    assert drag and all(p.total == 4 for p in drag) and drag[-1].step == 4
+    assert all(p.preview is not None and p.preview.ndim == 3 and p.handles for p in drag)
+    assert [p.step for p in progress if p.phase == "denoise"][-1] == 15
+    assert "drag" not in engine.model.unet.peft_config  # the drag adapter is gone afterwards
+
+    second = engine.run(request)
+    assert second.cache_hits == {"lora": True, "inversion": True}
+    assert np.array_equal(first.image, second.image)  # same seed, same output
+    assert second.handles == first.handles
+
+
+def test_without_reconstruction_lora_is_deterministic(engine):
+    request = DragRequest(_image(4), [((20.0, 30.0), (40.0, 30.0))], "draglora",
+                          {**FAST, "lora_steps": 0, "drag_steps": 3}, mask=_mask(), seed=9)
+    first = engine.run(request)
+    torch.manual_seed(1234)  # the fresh drag adapter must not depend on the global generator
+    second = engine.run(request)
+    assert np.array_equal(first.image, second.image)
+
+
+def test_cancels_between_iterations(engine):
+    seen = []
+    request = DragRequest(_image(5), [((20.0, 30.0), (40.0, 30.0))], "draglora", {**FAST, "drag_steps": 20},
+                          mask=_mask(), seed=1)
+    with pytest.raises(JobCancelled):
+        engine.run(request, seen.append, is_cancelled=lambda: any(p.phase == "drag" and p.step >= 2 for p in seen))
+    assert max(p.step for p in seen if p.phase == "drag") == 2
+    assert "drag" not in engine.model.unet.peft_config
