@@ -214,6 +214,8 @@ def copy_plugin_files(plugin: Plugin, target_dir: Path) -> bool:
                 child.unlink()
         shutil.copytree(plugin.source / plugin.folder, installed, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(*IGNORED_NAMES))
+        if plugin.executable:  # GIMP re-reads a plug-in's registration only when this file's time changes
+            (installed / plugin.executable).touch()
         changed = True
     if plugin.executable:
         script = installed / plugin.executable

@@ -88,7 +88,7 @@ def _editor_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def _xvfb() -> Iterator[str]:
+def xvfb() -> Iterator[str]:
     """A private X server on a display it picks itself (-displayfd: no race), always killed afterwards."""
     read_end, write_end = os.pipe()
     server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
@@ -145,7 +145,7 @@ def run_in_krita(script: Path, plugin_dirs: list[Path], env: dict[str, str], fix
         runtime.mkdir(mode=0o700, exist_ok=True)
         log_path = KRITA_HOME / "e2e.log"
         log_path.unlink(missing_ok=True)
-        with _xvfb() as display:
+        with xvfb() as display:
             full_env = _editor_env({
                 "HOME": str(KRITA_HOME), "XDG_RUNTIME_DIR": str(runtime), "DISPLAY": display,
                 "DRAGEDIT_E2E_SCRIPT": str(Path(script).resolve()), "DRAGEDIT_E2E_LOG": str(log_path),
@@ -266,7 +266,9 @@ def start_daemon(model_dir: Path, home: Path, timeout_s: float = 120) -> tuple[s
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     with open(home / "daemon.out", "wb") as out:
         proc = subprocess.Popen(
-            [str(REPO / ".venv" / "bin" / "dragedit"), "serve", "--model", str(model_dir), "--endpoint", endpoint],
+            # The tiny test model works at 64 px: the default 512 would make every drag minutes long on a CPU.
+            [str(REPO / ".venv" / "bin" / "dragedit"), "serve", "--model", str(model_dir), "--endpoint", endpoint,
+             "--work-size", "64"],
             env={**os.environ, "DRAGEDIT_HOME": str(home)}, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout_s

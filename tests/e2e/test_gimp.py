@@ -29,7 +29,7 @@ def test_drag_edit_in_gimp(gimp_root, installed_plugins, daemon):
     env = {"DRAGEDIT_ENDPOINT": daemon, "DRAGEDIT_E2E_METHOD": "dragdiffusion",
            "DRAGEDIT_E2E_PARAMS": json.dumps(FAST_PARAMS),
            "DRAGEDIT_E2E_PLUGIN_DIR": f"{editors.GIMP_PLUGINS}/{plugin.name}"}
-    with editors._xvfb() as display:
+    with editors.xvfb() as display:
         rc, log = editors.run_in_gimp(SCRIPT, [plugin], {**env, "DISPLAY": display}, timeout_s=600)
     assert rc == 0, log
     assert "single-anchor stroke: Drag stroke 2 has a single point." in log
