@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _engine_options(parser: argparse.ArgumentParser, model_help: str | None = None) -> None:
     parser.add_argument("--model", default=None,
                         help=model_help or "hub id, diffusers folder or .safetensors checkpoint (default: SD 1.5)")
+    parser.add_argument("--model-config", default=None, metavar="FOLDER_OR_ID",
+                        help="for a single .safetensors checkpoint: a diffusers SD-1.5 folder (or hub id) giving its "
+                             "architecture and tokenizer (default: SD-1.5's configs from the hub)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (engine in this process)")
     parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="precision")
     parser.add_argument("--work-size", type=int, default=512, help="short side of the working region (multiple of 8)")
@@ -145,8 +148,9 @@ def engine_settings(args: argparse.Namespace, cache_dir: Path | None = None):
 
     if args.work_size < 64 or args.work_size % 8:
         raise UsageError(f"--work-size {args.work_size} must be a multiple of 8 of at least 64")
-    return EngineSettings(model=args.model or DEFAULT_MODEL, device=args.device, dtype=args.dtype,
-                          work_size=args.work_size, cache_dir=str(cache_dir) if cache_dir else None)
+    return EngineSettings(model=args.model or DEFAULT_MODEL, model_config=args.model_config,
+                          device=args.device, dtype=args.dtype, work_size=args.work_size,
+                          cache_dir=str(cache_dir) if cache_dir else None)
 
 
 def create_engine(settings):

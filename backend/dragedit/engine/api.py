@@ -77,12 +77,15 @@ class EngineSettings:
     """How the engine loads its model and where it keeps caches.
 
     model: "toy" (the model shipped with DragEdit), a hub id, a diffusers folder or a single
-    ``.safetensors`` checkpoint. device: "auto" | "cpu" | "cuda" | "cuda:N". dtype: "auto"
+    ``.safetensors`` checkpoint. model_config: for a single-file checkpoint, the diffusers SD-1.5
+    folder or hub id that gives its architecture and tokenizer (None: diffusers' default, fetched
+    from the hub once). device: "auto" | "cpu" | "cuda" | "cuda:N". dtype: "auto"
     (bf16/fp16 on a GPU, fp32 on CPU) | "fp32" | "fp16" | "bf16". work_size: the short side
     of the region the model works on (a multiple of 8).
     """
 
     model: str = DEFAULT_MODEL
+    model_config: str | None = None
     device: str = "auto"
     dtype: str = "auto"
     cache_dir: str | None = None  # None: <user data folder>/cache

@@ -106,7 +106,7 @@ class Engine:
         if self.model is not None:
             self.model = None
             self.release_memory()
-        self.model = load_model(wanted, self.settings.device, self.settings.dtype)
+        self.model = load_model(wanted, self.settings.device, self.settings.dtype, config=self.settings.model_config)
         if on_progress:
             on_progress(Progress("load", 1, 1))
         return self.model

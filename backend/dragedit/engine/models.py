@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,9 +100,11 @@ def describe_source(source: str) -> str:
     return "hub"
 
 
-def load_model(source: str, device: str = "auto", dtype: str = "auto") -> DiffusionModel:
+def load_model(source: str, device: str = "auto", dtype: str = "auto", config: str | None = None) -> DiffusionModel:
     """Load a model from "toy", a diffusers folder, a single ``.safetensors`` file or a hub id.
 
+    config: for a single file, the diffusers SD-1.5 folder or hub id that gives its architecture and
+    tokenizer (None: diffusers' default, SD-1.5's configs fetched from the hub once, then cached).
     Raises EditError with what went wrong and what to try.
     """
     from diffusers import DDIMScheduler
@@ -117,7 +118,7 @@ def load_model(source: str, device: str = "auto", dtype: str = "auto") -> Diffus
         elif kind == "folder":
             parts = _load_folder(Path(source).expanduser())
         elif kind == "single_file":
-            parts = _load_single_file(Path(source).expanduser())
+            parts = _load_single_file(Path(source).expanduser(), config)
         else:
             parts = _load_hub(source)
     except EditError:
@@ -167,20 +168,45 @@ def _num_train_timesteps(config_path: Path) -> int:
         return 1000
 
 
-def _load_single_file(path: Path):
+NO_CONFIG_HINT = ("pass --model-config with a diffusers SD-1.5 folder (model_index.json and the configs of unet/, "
+                  "vae/, text_encoder/, tokenizer/, scheduler/; the weights are not needed)")
+
+
+def _load_single_file(path: Path, config: str | None):
     from diffusers import StableDiffusionPipeline
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     if not path.is_file():
         raise EditError("model_load", f"the checkpoint '{path}' does not exist", _load_hint("single_file"))
     if path.suffix != ".safetensors":
         raise EditError("unsafe_model", f"'{path.name}' is not a .safetensors file; pickled checkpoints are never loaded",
                         "convert the checkpoint to .safetensors, or use a diffusers folder")
-    config = os.environ.get("DRAGEDIT_SINGLE_FILE_CONFIG")  # a local diffusers folder giving the architecture
-    pipe = StableDiffusionPipeline.from_single_file(
-        str(path), config=config, safety_checker=None, requires_safety_checker=False,
-        local_files_only=bool(config),
-    )
+    config_source = _single_file_config(config)
+    try:
+        pipe = StableDiffusionPipeline.from_single_file(
+            str(path), config=config_source, safety_checker=None, requires_safety_checker=False,
+            local_files_only=config_source is not None and Path(config_source).is_dir(),
+        )
+    except LocalEntryNotFoundError as exc:
+        wanted = f"the configs of '{config}'" if config else "SD-1.5's configs (diffusers' default for a single file)"
+        raise EditError("model_config", f"the checkpoint '{path.name}' needs {wanted} to know its architecture, "
+                        "and they are not on this machine and the model hub cannot be reached", NO_CONFIG_HINT) from exc
     return pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.scheduler.config.num_train_timesteps
+
+
+def _single_file_config(config: str | None) -> str | None:
+    """The folder or hub id to give diffusers as a single file's architecture; a named folder must exist."""
+    if config is None:
+        return None
+    folder = Path(config).expanduser()
+    if folder.is_dir():
+        if not (folder / "model_index.json").is_file():
+            raise EditError("model_config", f"'{folder}' is not a diffusers model folder (no model_index.json inside)",
+                            NO_CONFIG_HINT)
+        return str(folder)
+    if folder.is_absolute() or config.startswith((".", "~")) or config.count("/") != 1:
+        raise EditError("model_config", f"the model config folder '{config}' does not exist", NO_CONFIG_HINT)
+    return config  # a hub id
 
 
 def _load_hub(repo_id: str):
