@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -144,6 +144,24 @@ def write_ldm_checkpoint(model_dir: str | Path, path: str | Path) -> Path:
     path = Path(path)
     save_file(checkpoint, path, metadata={"format": "pt"})
     return path
+
+
+def add_training_leftovers(path: str | Path, dest: str | Path) -> Path:
+    """A copy of an LDM checkpoint with what unpruned SD-1.5 files also carry.
+
+    CLIP's position_ids, the DDPM schedule buffers and an EMA copy of the UNet (LDM's flattened
+    names, values perturbed so that a test can tell which copy was loaded).
+    """
+    checkpoint = load_file(path)
+    checkpoint[TEXT_PREFIX + "embeddings.position_ids"] = torch.arange(77)[None]
+    for name in ("betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "posterior_variance"):
+        checkpoint[name] = torch.linspace(0.0, 1.0, 1000)
+    for key in [k for k in checkpoint if k.startswith(UNET_PREFIX)]:
+        checkpoint["model_ema." + key[len(UNET_PREFIX):].replace(".", "")] = checkpoint[key] + 0.5
+    checkpoint["model_ema.decay"] = torch.tensor(0.9999)
+    dest = Path(dest)
+    save_file(checkpoint, dest, metadata={"format": "pt"})
+    return dest
 
 
 def copy_configs(model_dir: str | Path, dest: str | Path) -> Path:

@@ -13,7 +13,8 @@ from dragedit.engine import Engine
 from dragedit.engine.api import EditError
 from dragedit.engine.models import load_model
 
-from ldm_layout import TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX, copy_configs, write_ldm_checkpoint
+from ldm_layout import (TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX, add_training_leftovers, copy_configs,
+                        write_ldm_checkpoint)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,16 @@ def test_text_encoder_output_matches_the_folder(both_models):
     assert expected.shape == got.shape == (1, 77, 32)
     assert torch.allclose(expected, got, atol=1e-6)
     assert not torch.allclose(expected, folder.encode_prompt("a blue dog"))  # the prompt matters
+
+
+def test_unpruned_checkpoint_loads_the_non_ema_weights(both_models, checkpoint, configs_only, tmp_path):
+    folder, _ = both_models
+    unpruned = add_training_leftovers(checkpoint, tmp_path / "unpruned.safetensors")
+    model = load_model(str(unpruned), device="cpu", config=str(configs_only))
+    expected = folder.unet.state_dict()
+    assert all(torch.equal(tensor, expected[key]) for key, tensor in model.unet.state_dict().items())
+    embeddings = model.text_encoder.get_input_embeddings().weight
+    assert torch.equal(embeddings, folder.text_encoder.get_input_embeddings().weight)
 
 
 def test_scheduler_is_the_methods_ddim(both_models):
