@@ -12,6 +12,7 @@ from dragedit.methods import METHODS
 FAST = {
     "dragdiffusion": {"lora_steps": 3, "drag_steps": 3},
     "gooddrag": {"lora_steps": 3, "operations": 4, "operations_per_step": 2, "gradient_steps": 1},
+    "stabledrag": {"lora_steps": 3, "drag_steps": 3, "tracker_iterations": 100},
 }
 
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 import torch
 
 from ..engine.context import DragContext, DragOutcome
-from ..engine.ddim import ddim_step
 from ..engine.learned_tracker import track_points_discriminative, train_point_filters
-from ..engine.losses import mask_loss, motion_loss
+from ..engine.losses import motion_loss
 from . import dragdiffusion
 from .base import MethodSpec, Param
-from .common import all_reached
+from .common import optimise_latent, start_latent_drag
 
 SPEC = MethodSpec(
     name="stabledrag",
@@ -41,50 +40,25 @@ SPEC = MethodSpec(
 
 def drag(ctx: DragContext, p: dict) -> DragOutcome:
     """Run StableDrag's drag loop on ctx.z_t and denoise the result."""
-    t, emb, runner = ctx.t, ctx.emb, ctx.runner
-    ctx.use_adapter(ctx.recon_adapter)
-    use_mask = ctx.has_mask and p["mask_weight"] > 0
-    a_t, a_prev = ctx.alpha_bar(t), ctx.alpha_bar(t - ctx.step_size)
-    with torch.no_grad():
-        if use_mask:
-            eps0, f0 = runner.eps_and_features(ctx.z_t, t, emb)
-            x_prev_ref = ddim_step(ctx.z_t, eps0, a_t, a_prev)
-        else:
-            f0 = runner.features(ctx.z_t, t, emb)
-    p0, targets = ctx.handles, ctx.targets
-    steps = p["drag_steps"]
-    ctx.report("drag", 0, steps, p0)
-    filters = train_point_filters(f0, p0, p["r2"], p["tracker_iterations"], p["tracker_sigma"])
-    handles = p0.clone()
-    confident = torch.ones(len(p0), dtype=torch.bool, device=p0.device)
-    first_confidence = None
-    template_supervised = torch.zeros(len(p0), dtype=torch.long, device=p0.device)
-    z = ctx.z_t.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([z], lr=p["lr"])
-    for step in range(steps):
-        ctx.check_cancel()
-        if use_mask:
-            eps, feats = runner.eps_and_features(z, t, emb)
-        else:
-            feats = runner.features(z, t, emb)
-        if step > 0:
-            handles, confidence = track_points_discriminative(feats.detach(), filters, handles, p["r2"],
-                                                              p["template_weight"])
-            if first_confidence is None:
-                first_confidence = confidence
-            confident = confidence > p["confidence_tau"] * first_confidence
-        if all_reached(handles, targets):
-            ctx.report("drag", steps, steps, handles, z.detach())
-            break
-        template_supervised += ~confident
-        loss = motion_loss(feats, handles, targets, p["r1"], reference=f0, reference_points=p0,
-                           self_referenced=confident)
-        if use_mask:
-            loss = loss + mask_loss(ddim_step(z, eps, a_t, a_prev), x_prev_ref, ctx.editable, p["mask_weight"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        runner.counter.backward += 1
-        optimizer.step()
-        ctx.report("drag", step + 1, steps, handles, z.detach())
-    stats = {"drag_steps_run": step + 1, "template_supervised_steps": template_supervised.tolist()}
-    return DragOutcome(ctx.denoise(z.detach()), handles, stats)
+    start = start_latent_drag(ctx, p["mask_weight"])
+    p0 = ctx.handles
+    ctx.report("drag", 0, p["drag_steps"], p0)
+    filters = train_point_filters(start.features, p0, p["r2"], p["tracker_iterations"], p["tracker_sigma"])
+    state = {"confident": torch.ones(len(p0), dtype=torch.bool, device=p0.device), "first": None,
+             "template_steps": torch.zeros(len(p0), dtype=torch.long, device=p0.device)}
+
+    def track(feats, handles):
+        handles, confidence = track_points_discriminative(feats, filters, handles, p["r2"], p["template_weight"])
+        if state["first"] is None:
+            state["first"] = confidence
+        state["confident"] = confidence > p["confidence_tau"] * state["first"]
+        return handles
+
+    def supervise(feats, handles):
+        state["template_steps"] += ~state["confident"]
+        return motion_loss(feats, handles, ctx.targets, p["r1"], reference=start.features, reference_points=p0,
+                           self_referenced=state["confident"])
+
+    z, handles, steps_run = optimise_latent(ctx, start, p, track, supervise)
+    stats = {"drag_steps_run": steps_run, "template_supervised_steps": state["template_steps"].tolist()}
+    return DragOutcome(ctx.denoise(z), handles, stats)
