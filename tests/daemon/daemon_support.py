@@ -8,8 +8,12 @@ import numpy as np
 
 from dragedit_protocol.client import DaemonClient
 
+# the cheapest real-engine job (no LoRA, one inversion step, one drag step), and a long one to cancel or
+# kill: its LoRA phase runs for minutes (the drag phase may end early, once the handles arrive)
+FAST = {"lora_steps": 0, "drag_steps": 1, "inversion_strength": 0.02}
+SLOW = {"lora_steps": 2000, "drag_steps": 1, "inversion_strength": 0.02}
 
-def pump(clients: list[DaemonClient], until: Callable[[list[dict]], bool], timeout_s: float = 20.0) -> list[dict]:
+def pump(clients: list[DaemonClient], until: Callable[[list[dict]], bool], timeout_s: float = 60.0) -> list[dict]:
     """Poll the clients, collecting (client index, message) until ``until(messages)`` holds."""
     seen: list[dict] = []
     deadline = time.monotonic() + timeout_s
@@ -62,3 +66,10 @@ def eventually(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.02)
+
+
+def photo(width: int = 32, height: int = 32, seed: int = 0) -> np.ndarray:
+    """A random opaque RGBA image (for the real engine)."""
+    rgba = np.random.default_rng(seed).integers(0, 256, (height, width, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    return rgba

@@ -295,3 +295,14 @@ def test_shutdown_tells_waiting_clients_and_records_it(start_daemon, connect, ho
     store = ResultStore(home.results, home.jobs)
     assert store.get(waiting)["message"]["code"] == "daemon_stopped"
     assert list(home.jobs.iterdir()) == []  # no job is left marked unfinished
+
+
+def test_a_second_daemon_is_refused_for_the_same_user_and_on_a_used_address(start_daemon, tmp_path):
+    from dragedit.config import Paths
+    from dragedit.daemon import DaemonError
+
+    first = start_daemon()
+    with pytest.raises(DaemonError, match="already running for this user"):
+        start_daemon()  # same data folder, any address
+    with pytest.raises(DaemonError, match="already in use.*--endpoint"):
+        start_daemon(endpoint=first.bound_endpoint, paths=Paths(tmp_path / "other-user"))

@@ -20,54 +20,63 @@ class AlreadyRunning(Exception):
 
 
 class InstanceLock:
-    """An exclusive lock on ``path``; the holder writes its pid and endpoint into the file."""
+    """An exclusive lock on ``path``; the holder writes its pid and endpoint into the file
+    (unbuffered, and only as a note: on a full disk the lock holds without it)."""
 
     def __init__(self, path: Path):
         self.path = path
-        self._handle = None
+        self._fd: int | None = None
 
     def acquire(self, info: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            _lock(handle)
+            _lock(fd)
         except OSError:
-            handle.seek(0)
-            text = handle.read()
-            handle.close()
-            try:
-                held_by = json.loads(text)
-            except ValueError:
-                held_by = {}
-            raise AlreadyRunning(held_by if isinstance(held_by, dict) else {})
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps(info))
-        handle.flush()
-        self._handle = handle
+            held_by = _read_note(fd)
+            os.close(fd)
+            raise AlreadyRunning(held_by)
+        self._fd = fd
+        _write_note(fd, json.dumps(info).encode())
 
     def release(self) -> None:
-        if self._handle is None:
+        if self._fd is None:
             return
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.flush()
-        _unlock(self._handle)
-        self._handle.close()
-        self._handle = None
+        _write_note(self._fd, b"")
+        _unlock(self._fd)
+        os.close(self._fd)
+        self._fd = None
 
 
-def _lock(handle) -> None:
+def _read_note(fd: int) -> dict:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        note = json.loads(os.read(fd, 4096) or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return note if isinstance(note, dict) else {}
+
+
+def _write_note(fd: int, data: bytes) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, data)
+    except OSError:
+        pass
+
+
+def _lock(fd: int) -> None:
     if os.name == "nt":
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     else:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def _unlock(handle) -> None:
+def _unlock(fd: int) -> None:
     if os.name == "nt":
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
     else:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -23,14 +23,17 @@ PENDING_SUFFIX = ".pending"
 TMP_SUFFIX = ".tmp"
 
 
-def write_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write a msgpack map to ``path`` so that readers never see a partial file."""
+def write_atomic(path: Path, payload: dict[str, Any], durable: bool = False) -> None:
+    """Write a msgpack map to ``path`` so that readers never see a partial file. The rename alone
+    survives a killed process; ``durable`` also flushes to the disk (for power loss), which can take
+    seconds on a busy disk, so the I/O thread never asks for it."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{time.monotonic_ns()}{TMP_SUFFIX}")
     try:
         with open(tmp, "wb") as handle:
             handle.write(msgpack.packb(payload, use_bin_type=True))
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -74,10 +77,10 @@ class ResultStore:
 
     # -- finished jobs
 
-    def put(self, job_id: str, owner: str, message: dict[str, Any]) -> None:
+    def put(self, job_id: str, owner: str, message: dict[str, Any], durable: bool = False) -> None:
         """Store a job's final message (raises OSError, e.g. on a full disk)."""
         write_atomic(self.results / f"{job_id}{RESULT_SUFFIX}",
-                     {"job_id": job_id, "owner": owner, "finished": time.time(), "message": message})
+                     {"job_id": job_id, "owner": owner, "finished": time.time(), "message": message}, durable)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The stored record {job_id, owner, finished, message}, or None."""

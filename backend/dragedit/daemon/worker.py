@@ -7,6 +7,7 @@ its own inproc PAIR socket (one socket per thread). Events:
 """
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import threading
@@ -104,7 +105,7 @@ class Worker(threading.Thread):
         message = self._outcome(job)
         log.info("job %s: %s", job.job_id, message["type"] if message["type"] != "error" else message["code"])
         try:
-            self._store.put(job.job_id, job.owner, message)
+            self._store.put(job.job_id, job.owner, message, durable=True)
         except OSError as exc:
             log.error("could not keep the outcome of job %s on disk: %s", job.job_id, exc)
         self._store.clear_pending(job.job_id)
@@ -136,6 +137,10 @@ class Worker(threading.Thread):
             self._release_memory()
             if _is_out_of_memory(exc):
                 return messages.error("out_of_memory", f"the device ran out of memory ({exc})", OOM_HINT, job.job_id)
+            if _is_disk_full(exc):
+                return messages.error("disk_full", f"the disk is full ({exc})",
+                                      f"free space on the disk of {self._settings.cache_dir or 'the cache folder'} "
+                                      "or lower the disk cache size", job.job_id)
             return messages.error("internal_error", f"the edit failed: {type(exc).__name__}: {exc}",
                                   "try other parameters or a smaller region; " + self._log_hint, job.job_id)
 
@@ -161,3 +166,15 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     if any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__):
         return True
     return "out of memory" in str(exc).lower()
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT anywhere in the exception chain (some writers wrap the OSError in their own error)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "no space left on device" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
