@@ -1,0 +1,144 @@
+"""CurveZMQ and the model policy: no keys, no remote serving; unknown keys get no reply at all;
+a client cannot touch another client's jobs; remote jobs cannot name arbitrary model files."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import zmq
+
+from daemon_support import all_final, final, pump, ready, submit
+from dragedit.daemon import DaemonError, security
+from dragedit.daemon.model_policy import ModelPolicy
+from dragedit.engine.api import EditError
+from dragedit_protocol.client import DaemonClient
+
+
+def test_an_address_other_machines_can_reach_needs_keys(start_daemon):
+    with pytest.raises(DaemonError, match="dragedit keys server"):
+        start_daemon(endpoint="tcp://0.0.0.0:*")
+
+
+@pytest.mark.parametrize("endpoint, local", [
+    ("tcp://127.0.0.1:1", True), ("tcp://localhost:1", True), ("tcp://[::1]:1", True), ("ipc:///tmp/x", True),
+    ("tcp://0.0.0.0:1", False), ("tcp://*:1", False), ("tcp://192.168.1.5:1", False), ("tcp://eth0:1", False),
+])
+def test_which_endpoints_are_local(endpoint, local):
+    assert security.is_local_endpoint(endpoint) is local
+
+
+@pytest.fixture
+def secure_daemon(start_daemon, home):
+    """A CurveZMQ daemon listening on every interface, with one authorised client, 'alice'."""
+    security.create_server_keys(home)
+    daemon = start_daemon(endpoint="tcp://0.0.0.0:*")
+    assert daemon.secure
+    port = daemon.bound_endpoint.rsplit(":", 1)[1]
+    daemon.test_endpoint = f"tcp://127.0.0.1:{port}"
+    return daemon
+
+
+def client_with(home, daemon, keys: tuple[bytes, bytes] | None, connect, server_key: bytes | None = None) -> DaemonClient:
+    server_public = server_key or security.load_server_keys(home)[0]
+    public, secret = keys if keys else (None, None)
+    return connect(daemon.test_endpoint, server_public_key=server_public, client_public_key=public,
+                   client_secret_key=secret, timeout_s=1.5)
+
+
+def stays_silent(client: DaemonClient, seconds: float = 2.5) -> list[dict]:
+    received = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        received += client.poll(50)
+    return received
+
+
+def test_an_authorised_client_is_served_and_an_unknown_one_gets_no_reply(secure_daemon, home, connect):
+    alice = client_with(home, secure_daemon, security.new_client(home, "alice"), connect)
+    assert ready(alice)["secure"] is True
+    job_id = submit(alice)
+    assert final(pump([alice], all_final(job_id)), job_id)["type"] == "result"
+
+    stranger = client_with(home, secure_daemon, zmq.curve_keypair(), connect)
+    assert stays_silent(stranger) == [] and stranger.state == "unreachable"
+    assert "keys" in stranger.error_text
+
+    plain = connect(secure_daemon.test_endpoint, timeout_s=1.5)  # no CurveZMQ at all
+    assert stays_silent(plain) == [] and plain.state == "unreachable"
+
+
+def test_a_client_with_the_wrong_server_key_gets_no_reply(secure_daemon, home, connect):
+    impostor_server_key = zmq.curve_keypair()[0]
+    client = client_with(home, secure_daemon, security.new_client(home, "bob"), connect, impostor_server_key)
+    assert stays_silent(client) == []
+
+
+def test_revoking_a_client_locks_it_out_without_a_restart(secure_daemon, home, connect):
+    keys = security.new_client(home, "carol")
+    ready(client_with(home, secure_daemon, keys, connect))
+    security.revoke(home, "carol")
+    assert stays_silent(client_with(home, secure_daemon, keys, connect)) == []
+    assert "carol" not in security.authorized(home)
+
+
+def test_an_authorised_client_cannot_fetch_or_cancel_another_clients_job(secure_daemon, home, connect):
+    alice = client_with(home, secure_daemon, security.new_client(home, "alice"), connect)
+    mallory = client_with(home, secure_daemon, security.new_client(home, "mallory"), connect)
+    ready(alice), ready(mallory)
+    job_id = submit(alice, params={"steps": 20, "step_s": 0.02})
+    pump([alice], lambda seen: any(m["type"] == "progress" for m in seen))
+    mallory.cancel(job_id)
+    mallory.fetch(job_id)
+    seen = pump([alice, mallory], lambda seen: final([m for m in seen if m["_client"] == 0], job_id) is not None
+                and sum(m["type"] == "error" and m["_client"] == 1 for m in seen) == 2)
+    assert final([m for m in seen if m["_client"] == 0], job_id)["type"] == "result"
+    assert [m["code"] for m in seen if m["_client"] == 1] == ["unknown_job", "unknown_job"]
+
+
+def test_a_remote_daemon_serves_only_the_models_it_is_configured_for(start_daemon, home, connect, tmp_path):
+    models = tmp_path / "models"
+    (models / "fine-tune").mkdir(parents=True)
+    security.create_server_keys(home)
+    daemon = start_daemon(endpoint="tcp://0.0.0.0:*", model_folders=(str(models),), allow_models=("org/allowed",))
+    port = daemon.bound_endpoint.rsplit(":", 1)[1]
+    daemon.test_endpoint = f"tcp://127.0.0.1:{port}"
+    client = client_with(home, daemon, security.new_client(home, "alice"), connect)
+    ready(client)
+    jobs = {model: submit(client, model=model) for model in
+            ("/etc/passwd", f"{models}/../../../etc/shadow", "org/other", "org/allowed", f"{models}/fine-tune")}
+    seen = pump([client], all_final(*jobs.values()))
+    outcome = {model: final(seen, job)["type"] if final(seen, job)["type"] == "result" else final(seen, job)["code"]
+               for model, job in jobs.items()}
+    assert outcome == {"/etc/passwd": "model_not_allowed", f"{models}/../../../etc/shadow": "model_not_allowed",
+                       "org/other": "model_not_allowed", "org/allowed": "result", f"{models}/fine-tune": "result"}
+
+
+def test_model_policy_rules(tmp_path):
+    folder = tmp_path / "models"
+    (folder / "a").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (folder / "link").symlink_to(tmp_path / "outside")
+    remote = ModelPolicy.for_daemon("base/model", ("org/ok",), (str(folder),), local=False)
+    assert remote.check(None) is None and remote.check("base/model") == "base/model"
+    assert remote.check("org/ok") == "org/ok" and remote.check(str(folder / "a")) == str(folder / "a")
+    for refused in ("org/nope", str(folder / "link"), str(folder), "relative/path", "~/x"):
+        with pytest.raises(EditError) as err:
+            remote.check(refused)
+        assert err.value.code == "model_not_allowed" and "--allow-model" in err.value.hint
+    local = ModelPolicy.for_daemon("base/model", (), (), local=True)
+    assert local.check("/anything/the/user/owns") == "/anything/the/user/owns"
+    assert ModelPolicy.for_daemon("base/model", ("org/ok",), (), local=True).allow_any is False
+
+
+def test_key_commands_validate_their_input(home):
+    with pytest.raises(security.KeySetupError, match="40 characters"):
+        security.authorize(home, "dave", "not-a-key")
+    with pytest.raises(security.KeySetupError, match="usable client name"):
+        security.authorize(home, "../evil", zmq.curve_keypair()[0].decode())
+    with pytest.raises(security.KeySetupError, match="keys list"):
+        security.revoke(home, "nobody")
+    first = security.create_server_keys(home)
+    assert security.create_server_keys(home) == first  # kept
+    assert security.create_server_keys(home, force=True) != first
+    secret_file = security.server_key_files(home)[1]
+    assert secret_file.stat().st_mode & 0o077 == 0
