@@ -138,3 +138,18 @@ def test_lora_adapter_trains_saves_and_loads(model, runner, tmp_path):
     assert torch.allclose(again, trained, atol=1e-6)
     copied = lora_state(model.unet, "recon")
     assert set(copied) == set(state)
+
+
+def test_active_adapter_takes_no_gradient_unless_trainable(model):
+    from dragedit.engine.lora import activate_adapter
+
+    add_lora(model.unet, "frozen", 2, torch.Generator().manual_seed(0))
+    activate_adapter(model.unet, "frozen")
+    assert not any(p.requires_grad for p in lora_parameters(model.unet, "frozen"))
+    z = torch.randn(1, 4, 16, 16, requires_grad=True)
+    model.unet(z, 300, encoder_hidden_states=model.encode_prompt("")).sample.mean().backward()
+    assert z.grad is not None
+    assert all(p.grad is None for p in lora_parameters(model.unet, "frozen"))
+    activate_adapter(model.unet, "frozen", trainable=True)
+    assert all(p.requires_grad for p in lora_parameters(model.unet, "frozen"))
+    model.unet.delete_adapters("frozen")

@@ -14,6 +14,7 @@ from .ddim import alpha_bar
 from .denoise import denoise_mutual
 from .features import UNetRunner
 from .latents import preview
+from .lora import activate_adapter
 from .models import DiffusionModel
 
 RECON_ADAPTER = "recon"
@@ -57,6 +58,8 @@ class DragContext:
     is_cancelled: Callable[[], bool]
     feature_to_image: Callable[[np.ndarray], np.ndarray]
     preview_every: int = 0
+    denoise_seconds: float = 0.0  # time spent in denoise(), so the engine can report drag and denoise apart
+    trainable_adapters: set[str] = field(default_factory=set)
     _phase_start: dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ timesteps
@@ -80,14 +83,9 @@ class DragContext:
     # ------------------------------------------------------------------ adapters, caches
 
     def use_adapter(self, name: str | None) -> None:
-        """Make ``name`` the UNet's active LoRA adapter (None: the base model)."""
-        unet = self.model.unet
-        if name is None:
-            if getattr(unet, "peft_config", None):
-                unet.disable_adapters()
-        else:
-            unet.enable_adapters()
-            unet.set_adapter(name)
+        """Make ``name`` the UNet's active LoRA adapter (None: the base model); its weights take
+        gradients only if it is in ``trainable_adapters``."""
+        activate_adapter(self.model.unet, name, trainable=name in self.trainable_adapters)
 
     def memo(self, name: str, compute: Callable[[], Any]) -> Any:
         """A value derived from this image's inversion, cached across drags of the same image."""
@@ -127,6 +125,9 @@ class DragContext:
         With ``edit_adapter`` the edited row runs with that adapter and the original row with the
         RecLoRA (two passes per step, keys/values recorded then replayed); otherwise one batch.
         """
+        if self.z0.is_cuda:  # the drag's queued GPU work belongs to the drag phase
+            torch.cuda.synchronize(self.z0.device)
+        clock = time.perf_counter()
         index = self.start if from_index is None else from_index
         steps = self.timesteps[index:]
         original = self.trajectory[self.timesteps[index]] if z_original is None else z_original
@@ -141,4 +142,6 @@ class DragContext:
             self.check_cancel()
             self.report("denoise", i, n, latent=latent)
 
-        return denoise_mutual(self.runner, self.model.scheduler, original, z_edited, self.emb, steps, on_step, switch)
+        latent = denoise_mutual(self.runner, self.model.scheduler, original, z_edited, self.emb, steps, on_step, switch)
+        self.denoise_seconds += time.perf_counter() - clock
+        return latent

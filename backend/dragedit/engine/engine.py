@@ -27,10 +27,17 @@ from .features import UNetRunner
 from .images import check_inputs, crop_to_work, mask_to_work, paste, plan_region
 from .inversion import ddim_invert
 from .latents import decode, encode
-from .lora import load_lora_state, read_lora, save_lora, train_reconstruction_lora
+from .lora import activate_adapter, load_lora_state, read_lora, save_lora, train_reconstruction_lora
 from .models import DiffusionModel, load_model
 
 log = logging.getLogger(__name__)
+
+
+def elapsed(since: float, device: torch.device) -> float:
+    """Seconds since ``since`` once the device has finished its queued work (a phase's true time)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - since
 
 
 def default_cache_dir() -> Path:
@@ -50,6 +57,7 @@ class Engine:
         self.lora_memory = MemoryCache(self.settings.memory_cache_items)
         self.inversion_memory = MemoryCache(self.settings.memory_cache_items)
         self.memo_memory = MemoryCache(4 * self.settings.memory_cache_items)
+        self._recon_in_unet: str | None = None  # cache key of the RecLoRA now in the UNet (None: unknown)
 
     # ------------------------------------------------------------------ information
 
@@ -106,6 +114,7 @@ class Engine:
         if self.model is not None:
             self.model = None
             self.release_memory()
+        self._recon_in_unet = None
         self.model = load_model(wanted, self.settings.device, self.settings.dtype, config=self.settings.model_config)
         if on_progress:
             on_progress(Progress("load", 1, 1))
@@ -158,7 +167,7 @@ class Engine:
             clock = time.perf_counter()
             recon, lora_key, lora_hit = self._reconstruction_lora(runner, model, z0, emb, image_key, request.prompt,
                                                                   params, report, cancelled)
-            timings["lora"] = time.perf_counter() - clock
+            timings["lora"] = elapsed(clock, model.device)
 
             clock = time.perf_counter()
             all_steps = timesteps(model.scheduler)
@@ -179,7 +188,7 @@ class Engine:
                 self.inversion_memory.put(inversion_key, trajectory)
             else:
                 report(Progress("inversion", 1, 1, cached=True))
-            timings["inversion"] = time.perf_counter() - clock
+            timings["inversion"] = elapsed(clock, model.device)
 
             latent_size = z0.shape[-2:]
             editable_latent = torch.nn.functional.interpolate(
@@ -198,8 +207,11 @@ class Engine:
             )
             clock = time.perf_counter()
             outcome = method.drag(ctx, params)
-            timings["drag+denoise"] = time.perf_counter() - clock
+            drag_and_denoise = elapsed(clock, model.device)
+            timings["drag"] = drag_and_denoise - ctx.denoise_seconds
+            clock = time.perf_counter()
             edited_work = decode(model.vae, outcome.latent)
+            timings["denoise"] = ctx.denoise_seconds + elapsed(clock, model.device)
         finally:
             runner.close()
         out = paste(request.image, editable, region, edited_work, params["feather"])
@@ -220,8 +232,7 @@ class Engine:
         steps, rank = params["lora_steps"], params["lora_rank"]
         key = content_key(image_key, prompt, steps, rank, params["lora_lr"], params["lora_batch"])
         if steps == 0:
-            if getattr(model.unet, "peft_config", None):
-                model.unet.disable_adapters()
+            activate_adapter(model.unet, None)
             return None, key, False
         state = self.lora_memory.get(key)
         hit = state is not None
@@ -230,9 +241,12 @@ class Engine:
             if path is not None:
                 state, hit = read_lora(path), True
         if state is not None:
-            load_lora_state(model.unet, RECON_ADAPTER, state, rank)
+            if self._recon_in_unet != key:  # a repeated drag of the same image finds it in place
+                self._recon_in_unet = None
+                load_lora_state(model.unet, RECON_ADAPTER, state, rank)
             report(Progress("lora", 1, 1, cached=True))
         else:
+            self._recon_in_unet = None
             generator = torch.Generator(device="cpu").manual_seed(int(key[:8], 16))
 
             def on_step(i: int, n: int) -> None:
@@ -248,6 +262,6 @@ class Engine:
             except OSError as exc:  # a full disk must not fail the edit
                 log.warning("could not write the LoRA cache: %s", exc)
         self.lora_memory.put(key, state)
-        model.unet.enable_adapters()
-        model.unet.set_adapter(RECON_ADAPTER)
+        self._recon_in_unet = key
+        activate_adapter(model.unet, RECON_ADAPTER)
         return RECON_ADAPTER, key, hit

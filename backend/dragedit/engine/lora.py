@@ -36,6 +36,24 @@ def add_lora(unet, name: str, rank: int, generator: torch.Generator | None = Non
     unet.set_adapter(name)
 
 
+def activate_adapter(unet, name: str | None, trainable: bool = False) -> None:
+    """Make ``name`` the active adapter (None: the base model alone).
+
+    peft's set_adapter also marks the active adapter trainable; unless ``trainable``, its weights are
+    frozen again, so a backward pass through the UNet (a latent being optimised) computes no LoRA
+    gradients.
+    """
+    if name is None:
+        if getattr(unet, "peft_config", None):
+            unet.disable_adapters()
+        return
+    unet.enable_adapters()
+    unet.set_adapter(name)
+    if not trainable:
+        for param in lora_parameters(unet, name):
+            param.requires_grad_(False)
+
+
 def lora_parameters(unet, name: str) -> list[torch.nn.Parameter]:
     return [p for n, p in unet.named_parameters() if f".{name}." in n and "lora_" in n]
 
@@ -93,6 +111,7 @@ def train_reconstruction_lora(runner: UNetRunner, scheduler, z0: torch.Tensor, e
             if on_step:
                 on_step(step + 1, steps)
     finally:
+        optimizer.zero_grad(set_to_none=True)
         for p in params:
             p.requires_grad_(False)
     return lora_state(unet, name)

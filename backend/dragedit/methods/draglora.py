@@ -121,6 +121,7 @@ def start_drag_adapter(ctx: DragContext, rank: int) -> list[torch.nn.Parameter]:
         add_lora(unet, DRAG_ADAPTER, rank, ctx.generator)
     else:
         load_lora_state(unet, DRAG_ADAPTER, lora_state(unet, ctx.recon_adapter), rank)
+    ctx.trainable_adapters.add(DRAG_ADAPTER)
     ctx.use_adapter(DRAG_ADAPTER)
     return lora_parameters(unet, DRAG_ADAPTER)
 
@@ -132,6 +133,7 @@ def drag(ctx: DragContext, p: dict) -> DragOutcome:
     try:
         return _drag_and_denoise(ctx, p, params)
     finally:
+        ctx.trainable_adapters.discard(DRAG_ADAPTER)
         for param in params:
             param.requires_grad_(False)
         ctx.use_adapter(ctx.recon_adapter)
