@@ -1,0 +1,166 @@
+"""The dragedit command: help for every command, argument checks, edit end to end (through a
+daemon and --local) with the real engine and a tiny model, status, keys, bench dispatch."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dragedit import cli
+from dragedit.config import Paths
+from dragedit.daemon import Daemon, DaemonOptions
+from dragedit.engine.api import EngineSettings
+
+FAST_PARAMS = ["--param", "lora_steps=0", "--param", "drag_steps=1", "--param", "inversion_strength=0.02"]
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dragedit", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["edit"], ["status"], ["keys"], ["keys", "new-client"], ["bench"]])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: dragedit") and "--help" in out
+
+
+def test_help_is_fast_because_torch_is_not_imported():
+    probe = subprocess.run([sys.executable, "-c", "import sys; from dragedit import cli; cli.build_parser(); "
+                            "print('torch' in sys.modules, 'diffusers' in sys.modules)"],
+                           capture_output=True, text=True, timeout=120)
+    assert probe.stdout.split() == ["False", "False"]
+
+
+def test_points_and_params_are_parsed_with_clear_errors():
+    assert cli.parse_points(["10,20:30,25.5"]) == [(10.0, 20.0, 30.0, 25.5)]
+    assert cli.parse_params(["a=3", "b=0.5", "c=true", "d=l1", "e=False"]) == {"a": 3, "b": 0.5, "c": True, "d": "l1",
+                                                                               "e": False}
+    with pytest.raises(cli.UsageError, match="X1,Y1:X2,Y2"):
+        cli.parse_points(["10,20-30,25"])
+    with pytest.raises(cli.UsageError, match="NAME=VALUE"):
+        cli.parse_params(["steps"])
+
+
+@pytest.fixture
+def picture(tmp_path):
+    path = tmp_path / "in.png"
+    rgba = np.random.default_rng(1).integers(0, 256, (24, 40, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    Image.fromarray(rgba).save(path)
+    return path
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--points", "5,5:60,5"], "outside the 40x24 image"),
+    (["--points", "5,5:5,5"], "target on its handle"),
+    (["--points", "5,5:9,5", "--mask", "missing.png"], "cannot read the image"),
+    (["--points", "5,5:9,5", "--out", "x.jpg"], "must be a .png"),
+])
+def test_edit_refuses_bad_input_before_contacting_anyone(picture, tmp_path, extra, message, capsys):
+    args = ["edit", str(picture), "--method", "dragdiffusion", "--out", str(tmp_path / "o.png"), *extra]
+    assert cli.main(args) == cli.EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_status_without_a_daemon_says_how_to_start_one(capsys):
+    assert cli.main(["status", "--endpoint", "tcp://127.0.0.1:9", "--timeout", "0.5"]) == cli.EXIT_NO_DAEMON
+    assert "dragedit serve" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def daemon(tiny_model_dir, tmp_path_factory):
+    paths = Paths(tmp_path_factory.mktemp("cli-home")).make()
+    settings = EngineSettings(model=str(tiny_model_dir), device="cpu", dtype="fp32", work_size=64,
+                              cache_dir=str(paths.cache))
+    running = Daemon(DaemonOptions(endpoint="tcp://127.0.0.1:*", settings=settings, paths=paths), cli.create_engine)
+    thread = running.start_in_thread()
+    yield running
+    running.stop()
+    thread.join(timeout=60)
+
+
+def test_edit_through_the_daemon_writes_the_result(daemon, picture, tmp_path):
+    out = tmp_path / "out.png"
+    run = run_cli("edit", str(picture), "--points", "8,8:14,10", "--method", "dragdiffusion", *FAST_PARAMS,
+                  "--seed", "3", "--out", str(out), "--endpoint", daemon.bound_endpoint)
+    assert run.returncode == 0, run.stderr
+    with Image.open(out) as result:
+        assert result.size == (40, 24) and result.mode == "RGBA"
+    assert "queued" in run.stderr or "running" in run.stderr
+    assert "drag" in run.stderr and f"wrote {out}" in run.stderr and "seed 3" in run.stderr
+
+
+def test_edit_reports_the_daemons_error_with_its_hint(daemon, picture, tmp_path):
+    run = run_cli("edit", str(picture), "--points", "8,8:14,10", "--method", "dragdiffusion", "--param", "colour=red",
+                  "--out", str(tmp_path / "o.png"), "--endpoint", daemon.bound_endpoint)
+    assert run.returncode == cli.EXIT_FAILED
+    assert "colour" in run.stderr and "[bad_param]" in run.stderr and "hint: known parameters" in run.stderr
+
+
+def test_status_shows_the_daemon(daemon, capsys):
+    assert cli.main(["status", "--endpoint", daemon.bound_endpoint, "--timeout", "30"]) == 0
+    out = capsys.readouterr().out
+    assert f"at {daemon.bound_endpoint}" in out and "engine   ready" in out and "device   cpu" in out
+    assert cli.main(["status", "--endpoint", daemon.bound_endpoint, "--timeout", "30", "--json"]) == 0
+    assert '"queued": 0' in capsys.readouterr().out
+
+
+def test_edit_local_runs_the_engine_in_process(tiny_model_dir, picture, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DRAGEDIT_HOME", str(tmp_path / "home"))
+    out = tmp_path / "local.png"
+    code = cli.main(["edit", str(picture), "--points", "8,8:14,10", "--method", "dragdiffusion", *FAST_PARAMS,
+                     "--out", str(out), "--local", "--model", str(tiny_model_dir), "--device", "cpu",
+                     "--work-size", "64"])
+    assert code == 0, capsys.readouterr().err
+    with Image.open(out) as result:
+        assert result.size == (40, 24)
+
+
+def test_keys_commands(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DRAGEDIT_HOME", str(tmp_path / "home"))
+    assert cli.main(["keys", "server"]) == 0
+    server_line = capsys.readouterr().out.splitlines()[0]
+    assert server_line.startswith("server public key: ") and len(server_line.split(": ")[1]) == 40
+    key_file = tmp_path / "studio-1.key_secret"
+    assert cli.main(["keys", "new-client", "studio-1", "--out", str(key_file)]) == 0
+    out = capsys.readouterr().out
+    assert server_line in out and "client secret key" in out and key_file.stat().st_mode & 0o077 == 0
+    assert cli.main(["keys", "list"]) == 0
+    assert capsys.readouterr().out.startswith("studio-1  ")
+    assert cli.main(["keys", "revoke", "studio-1"]) == 0
+    assert cli.main(["keys", "revoke", "studio-1"]) == cli.EXIT_USAGE
+    assert "no authorised client" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_remote_address_without_keys(tmp_path):
+    run = run_cli("serve", "--endpoint", "tcp://0.0.0.0:48999", env={"DRAGEDIT_HOME": str(tmp_path / "home")})
+    assert run.returncode == 1 and "dragedit keys server" in run.stderr
+
+
+def test_bench_and_demo_dispatch(capsys, monkeypatch):
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "nonsense"])
+    assert "invalid choice" in capsys.readouterr().err
+    seen = {}
+
+    class Module:
+        @staticmethod
+        def main(argv):
+            seen["argv"] = argv
+            return 4
+
+    def fake_import(name):
+        seen["name"] = name
+        return Module
+
+    monkeypatch.setattr(cli.importlib, "import_module", fake_import)
+    assert cli.main(["bench", "load", "--clients", "2", "--help"]) == 4
+    assert seen == {"name": "dragedit.bench.load", "argv": ["--clients", "2", "--help"]}
