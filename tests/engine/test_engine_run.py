@@ -13,7 +13,12 @@ FAST = {
     "dragdiffusion": {"lora_steps": 3, "drag_steps": 3},
     "gooddrag": {"lora_steps": 3, "operations": 4, "operations_per_step": 2, "gradient_steps": 1},
     "stabledrag": {"lora_steps": 3, "drag_steps": 3, "tracker_iterations": 100},
+    "draglora": {"lora_steps": 3, "drag_steps": 3},
 }
+
+
+def test_every_method_runs_end_to_end_here():
+    assert set(FAST) == set(METHODS)
 
 
 @pytest.fixture()
