@@ -4,38 +4,18 @@ and a full disk (a real, full tmpfs) does not stop the daemon."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from daemon_support import FAST, SLOW, all_final, final, photo, pump, ready, submit
 from dragedit.config import Paths
+from dragedit.daemon.process import DaemonProcess, free_local_endpoint
 from dragedit.daemon.results import read_map
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def serve(home: Path, endpoint: str, model: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "DRAGEDIT_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "dragedit", "serve", "--endpoint", endpoint, "--model", str(model), "--device", "cpu",
-         "--dtype", "fp32", "--work-size", "64", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def stop(process: subprocess.Popen) -> str:
-    if process.poll() is None:
-        process.kill()
-    return process.communicate(timeout=30)[0]
+SERVE_OPTIONS = ("--device", "cpu", "--dtype", "fp32", "--work-size", "64")
 
 
 def refused_serve(home: Path, endpoint: str) -> str:
@@ -47,21 +27,23 @@ def refused_serve(home: Path, endpoint: str) -> str:
 
 
 @pytest.fixture
-def processes():
-    started: list[subprocess.Popen] = []
+def daemons():
+    """Start DaemonProcess objects through this list; whatever is still running is killed at the end."""
+    started: list[DaemonProcess] = []
     yield started
-    for process in started:
-        stop(process)
+    for daemon in started:
+        if daemon.alive():
+            daemon.kill()
 
 
 def test_sigkill_mid_job_then_restart_serves_at_once_and_reports_the_lost_job(tiny_model_dir, tmp_path, connect,
-                                                                           processes):
+                                                                           daemons):
     home = tmp_path / "home"
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    first = serve(home, endpoint, tiny_model_dir)
-    processes.append(first)
+    endpoint = free_local_endpoint()
+    first = DaemonProcess(home, str(tiny_model_dir), endpoint, SERVE_OPTIONS).start()
+    daemons.append(first)
     client = connect(endpoint, timeout_s=5.0, heartbeat_interval_s=0.2)
-    ready(client, timeout_s=180)
+    ready(client, timeout_s=300)
     old_instance = client.welcome["instance"]
     doomed = submit(client, photo(), method="dragdiffusion", params=SLOW)
     pump([client], lambda seen: any(m["type"] == "progress" and m["phase"] == "lora" for m in seen), timeout_s=300)
@@ -70,11 +52,10 @@ def test_sigkill_mid_job_then_restart_serves_at_once_and_reports_the_lost_job(ti
     second = refused_serve(home, endpoint)
     assert "already running" in second and str(first.pid) in second
 
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
-    restarted = serve(home, endpoint, tiny_model_dir)
-    processes.append(restarted)
-    seen = pump([client], all_final(doomed), timeout_s=180)  # the same client object, reconnecting by itself
+    first.kill()
+    restarted = DaemonProcess(home, str(tiny_model_dir), endpoint, SERVE_OPTIONS).start()
+    daemons.append(restarted)
+    seen = pump([client], all_final(doomed), timeout_s=300)  # the same client object, reconnecting by itself
     error = final(seen, doomed)
     assert error["type"] == "error" and error["code"] == "daemon_restarted" and doomed in error["message"]
     assert client.welcome["instance"] != old_instance
@@ -88,8 +69,7 @@ def test_sigkill_mid_job_then_restart_serves_at_once_and_reports_the_lost_job(ti
     for stored in paths.results.iterdir():
         assert read_map(stored) is not None, f"{stored} is damaged"
 
-    restarted.send_signal(signal.SIGTERM)
-    assert restarted.wait(timeout=60) == 0, stop(restarted)
+    assert restarted.stop() == 0, restarted.tail()  # SIGTERM: a clean exit
     log = paths.log_file.read_text()
     assert "cut short by the previous daemon" in log and log.rstrip().endswith("stopped")
     assert paths.lock.read_text() == ""  # released
