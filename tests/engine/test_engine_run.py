@@ -7,18 +7,10 @@ import pytest
 from dragedit.engine import DragRequest, EditError, Engine, EngineSettings, JobCancelled
 from dragedit.engine.images import blend_weights
 from dragedit.methods import METHODS
-
-# Small step counts so each method runs in seconds on a CPU; everything else is the published default.
-FAST = {
-    "dragdiffusion": {"lora_steps": 3, "drag_steps": 3},
-    "gooddrag": {"lora_steps": 3, "operations": 4, "operations_per_step": 2, "gradient_steps": 1},
-    "stabledrag": {"lora_steps": 3, "drag_steps": 3, "tracker_iterations": 100},
-    "draglora": {"lora_steps": 3, "drag_steps": 3},
-}
-
+from tests.method_params import FAST_PARAMS
 
 def test_every_method_runs_end_to_end_here():
-    assert set(FAST) == set(METHODS)
+    assert set(FAST_PARAMS) == set(METHODS)
 
 
 @pytest.fixture()
@@ -34,10 +26,10 @@ def _request(method: str, seed: int | None = 7, **extra) -> DragRequest:
     mask = np.zeros((90, 120), np.uint8)
     mask[20:70, 30:90] = 255
     return DragRequest(image=image, mask=mask, points=[((45.0, 40.0), (70.0, 50.0))], method=method,
-                       params=dict(FAST[method], **extra), seed=seed, preview_every=1)
+                       params=dict(FAST_PARAMS[method], **extra), seed=seed, preview_every=1)
 
 
-@pytest.mark.parametrize("method", sorted(FAST))
+@pytest.mark.parametrize("method", sorted(FAST_PARAMS))
 def test_method_end_to_end(engine, method):
     request = _request(method)
     events = []
