@@ -236,6 +236,19 @@ def run_fuzz(endpoint: str, count: int, seed: int, method: str, daemon: DaemonPr
     }
 
 
+def warm_up(endpoint: str, method: str) -> None:
+    """Run one ordinary job to the end."""
+    from .load import Tally, connect, drive, images, job_params, submit_all
+
+    clients = connect(endpoint, 1)
+    try:
+        tally = Tally()
+        submit_all(clients, tally, images(1, 16), 1, method, job_params(clients[0].welcome, method, []))
+        drive(clients, tally, tally.done, 600)
+    finally:
+        clients[0].close()
+
+
 def answers_hello(endpoint: str, timeout_s: float = 30.0) -> bool:
     from dragedit_protocol.client import DaemonClient
 
@@ -281,8 +294,9 @@ def main(argv: list[str]) -> int:
 
             daemon = start_daemon(Path(scratch), args.model)
         try:
-            report = run_fuzz(args.endpoint or daemon.endpoint, args.messages, args.seed, args.method, daemon,
-                              progress=True)
+            endpoint = args.endpoint or daemon.endpoint
+            warm_up(endpoint, args.method)  # so that memory growth is not the engine's first-job allocations
+            report = run_fuzz(endpoint, args.messages, args.seed, args.method, daemon, progress=True)
         finally:
             if daemon is not None:
                 daemon.stop()

@@ -25,6 +25,7 @@ class Job:
     lane: str
     request: dict[str, Any]  # the validated submit message
     submitted: float = field(default_factory=time.time)
+    started: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     seq: int = 0
     turn: int = 0

@@ -408,6 +408,7 @@ class Daemon:
         if job is None:
             return
         self._running = job
+        job.started = time.time()
         self._announced[job.job_id] = 0
         self._send(job.peer, messages.queued(job.job_id, 0))
         self._worker.inbox.put(job)
@@ -473,7 +474,7 @@ class Daemon:
         running = None
         if self._running is not None:
             running = {"job_id": self._running.job_id, "method": self._running.request["method"],
-                       "since_s": round(time.time() - self._running.submitted, 1)}
+                       "running_s": round(time.time() - (self._running.started or time.time()), 1)}
         return {
             "type": "status",
             "daemon_version": __version__,
