@@ -15,7 +15,7 @@ from dragedit.engine import DragRequest, Engine, EngineSettings, JobCancelled
 from dragedit.engine.ddim import alpha_bar, ddim_step, timesteps
 from dragedit.engine.denoise import denoise_mutual
 from dragedit.engine.features import UNetRunner
-from dragedit.engine.lora import add_lora, lora_parameters
+from dragedit.engine.lora import activate_adapter, add_lora, lora_parameters
 from dragedit.engine.mutual_attention import MutualAttentionState, mutual_attention
 
 # Few steps so each run takes seconds on a CPU; everything else is the published default.
@@ -145,7 +145,7 @@ def test_one_unet_switching_named_adapters_equals_a_second_unet(model_with_two_a
     model = model_with_two_adapters
     unet, scheduler = model.unet, model.scheduler
     original, edited = _latents(1)
-    switched, _ = _denoise(model, original, edited, lambda ref: unet.set_adapter("recon" if ref else "drag"))
+    switched, _ = _denoise(model, original, edited, lambda ref: activate_adapter(unet, "recon" if ref else "drag"))
 
     # The reference code's way: a second full UNet for the edited branch.
     reference_unet, edit_unet = copy.deepcopy(unet), copy.deepcopy(unet)
@@ -164,7 +164,7 @@ def test_one_unet_switching_named_adapters_equals_a_second_unet(model_with_two_a
             orig, edit = ddim_step(orig, eps_orig, a_t, a_prev), ddim_step(edit, eps_edit, a_t, a_prev)
     assert torch.allclose(switched, edit, atol=1e-5)
 
-    unet.set_adapter("recon")  # the check can fail: one adapter for both rows gives another result
+    activate_adapter(unet, "recon")  # the check can fail: one adapter for both rows gives another result
     same_adapter, _ = _denoise(model, original, edited)
     assert not torch.allclose(same_adapter, edit, atol=1e-3)
 
@@ -172,8 +172,36 @@ def test_one_unet_switching_named_adapters_equals_a_second_unet(model_with_two_a
 def test_record_replay_denoise_equals_batch_denoise(model_with_two_adapters):
     model = model_with_two_adapters
     original, edited = _latents(2)
-    model.unet.set_adapter("recon")
+    activate_adapter(model.unet, "recon")
     batched, batch_passes = _denoise(model, original, edited)
-    replayed, replay_passes = _denoise(model, original, edited, lambda ref: model.unet.set_adapter("recon"))
+    replayed, replay_passes = _denoise(model, original, edited, lambda ref: activate_adapter(model.unet, "recon"))
     assert (batch_passes, replay_passes) == (10, 20)  # one batch [original, edited] per step, or two passes
     assert torch.allclose(batched, replayed, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,trainable", [("drag", True), ("recon", False), (None, False), ("drag", False)])
+def test_fast_adapter_switch_equals_the_unet_wide_switch(model_with_two_adapters, name, trainable):
+    unet = model_with_two_adapters.unet
+    emb = model_with_two_adapters.encode_prompt("")
+    z, _ = _latents(3)
+    activate_adapter(unet, "recon" if name == "drag" else "drag", trainable=True)  # start from another state
+    activate_adapter(unet, name, trainable)
+    with torch.no_grad():
+        fast = unet(z, 500, encoder_hidden_states=emb).sample
+    for adapter in ("recon", "drag"):
+        wanted = trainable and adapter == name
+        assert all(p.requires_grad == wanted for p in lora_parameters(unet, adapter))
+
+    if name is None:  # diffusers' model-wide calls, which walk every module
+        unet.disable_adapters()
+    else:
+        unet.enable_adapters()
+        unet.set_adapter(name)
+    with torch.no_grad():
+        reference = unet(z, 500, encoder_hidden_states=emb).sample
+    assert torch.equal(fast, reference)
+
+
+def test_switching_to_a_missing_adapter_is_an_error(model_with_two_adapters):
+    with pytest.raises(ValueError, match="no adapter named 'nope'"):
+        activate_adapter(model_with_two_adapters.unet, "nope")
