@@ -140,9 +140,11 @@ def test_keys_commands(tmp_path, monkeypatch, capsys):
     assert "no authorised client" in capsys.readouterr().err
 
 
-def test_serve_refuses_a_remote_address_without_keys(tmp_path):
-    run = run_cli("serve", "--endpoint", "tcp://0.0.0.0:48999", env={"DRAGEDIT_HOME": str(tmp_path / "home")})
-    assert run.returncode == 1 and "dragedit keys server" in run.stderr
+@pytest.mark.parametrize("options", [["--endpoint", "tcp://0.0.0.0:48999"], ["--secure"]])
+def test_serve_refuses_to_start_without_keys_where_they_are_needed(tmp_path, monkeypatch, capsys, options):
+    monkeypatch.setenv("DRAGEDIT_HOME", str(tmp_path / "home"))
+    assert cli.main(["serve", *options]) == cli.EXIT_FAILED
+    assert "dragedit keys server" in capsys.readouterr().err
 
 
 def test_bench_and_demo_dispatch(capsys, monkeypatch):

@@ -170,11 +170,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         endpoint=args.endpoint or default_endpoint(), settings=engine_settings(args, paths.cache), paths=paths,
         secure=args.secure, allow_models=tuple(args.allow_model), model_folders=tuple(args.models_dir),
         result_ttl_s=args.result_hours * 3600)
-    setup_logging(paths.log_file, args.verbose)
     daemon = Daemon(options, create_engine)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: daemon.stop())
     try:
+        daemon.check()
+        setup_logging(paths.log_file, args.verbose)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: daemon.stop())
         daemon.serve_forever()
     except DaemonError as exc:
         print(f"dragedit serve: {exc}", file=sys.stderr)

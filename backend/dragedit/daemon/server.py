@@ -130,14 +130,21 @@ class Daemon:
             if not self._started.is_set() or self._start_error is None:
                 log.exception("the daemon stopped with an error")
 
+    def check(self) -> None:
+        """Refuse a configuration that must not start (raises DaemonError): serving other machines
+        without CurveZMQ keys."""
+        endpoint = self.options.endpoint
+        if self.secure and security.load_server_keys(self._paths) is None:
+            raise DaemonError(
+                f"{endpoint} needs CurveZMQ keys (it can be reached from other machines, or --secure was given), "
+                "and this daemon has none yet. Create them with 'dragedit keys server' and authorise each client "
+                "with 'dragedit keys new-client NAME' (see README: Running the daemon for other machines), "
+                "or bind to tcp://127.0.0.1.")
+
     def _open(self) -> None:
         opts = self.options
         self._paths.make()
-        if not security.is_local_endpoint(opts.endpoint) and security.load_server_keys(self._paths) is None:
-            raise DaemonError(
-                f"{opts.endpoint} can be reached from other machines, and this daemon has no CurveZMQ keys yet. "
-                "Create them with 'dragedit keys server' and authorise each client with 'dragedit keys new-client NAME' "
-                "(see README: Running the daemon for other machines), or bind to tcp://127.0.0.1.")
+        self.check()
         self._lock = InstanceLock(self._paths.lock)
         try:
             self._lock.acquire({"pid": os.getpid(), "endpoint": opts.endpoint})
