@@ -142,3 +142,18 @@ def test_key_commands_validate_their_input(home):
     assert security.create_server_keys(home, force=True) != first
     secret_file = security.server_key_files(home)[1]
     assert secret_file.stat().st_mode & 0o077 == 0
+
+
+def test_the_cli_reaches_a_secure_daemon_with_a_key_file(secure_daemon, home, tmp_path, monkeypatch, capsys):
+    from dragedit import cli
+
+    monkeypatch.setenv("DRAGEDIT_HOME", str(home.root))
+    key_file = tmp_path / "artist.key_secret"
+    assert cli.main(["keys", "new-client", "artist", "--out", str(key_file)]) == 0
+    server_key = security.load_server_keys(home)[0].decode()
+    capsys.readouterr()
+    status = ["status", "--endpoint", secure_daemon.test_endpoint, "--timeout", "20", "--server-key", server_key]
+    assert cli.main([*status, "--client-key-file", str(key_file)]) == 0
+    assert "CurveZMQ" in capsys.readouterr().out
+    assert cli.main(status) == cli.EXIT_USAGE  # a server key without a key pair
+    assert "--client-key-file" in capsys.readouterr().err
