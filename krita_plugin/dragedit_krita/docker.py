@@ -103,7 +103,7 @@ class DragEditDocker(DockWidget):
         self.source.addItem("Visible image", "visible")
         self.source.activated.connect(self._source_chosen)
         source_row.addWidget(self.source, 1)
-        source_row.addWidget(QLabel("Feather"))
+        source_row.addWidget(QLabel("Feather selection"))
         self.feather = QSpinBox()
         self.feather.setRange(0, 200)
         self.feather.setSuffix(" px")

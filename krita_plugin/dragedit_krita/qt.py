@@ -4,22 +4,17 @@ Use fully scoped enums (``Qt.AlignmentFlag.AlignLeft``, ``QImage.Format.Format_R
 bindings accept them, so nothing else changes between Krita 5 and 6.
 """
 try:
-    from PyQt5.QtCore import QByteArray, QObject, QPointF, QRectF, QSize, Qt, QTimer  # noqa: F401
+    from PyQt5.QtCore import Qt, QTimer  # noqa: F401
     from PyQt5.QtGui import QColor, QImage, QPainter, QPen, QPixmap  # noqa: F401
     from PyQt5.QtWidgets import (  # noqa: F401
-        QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-        QListWidget, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout,
-        QWidget,
+        QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+        QProgressBar, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
     )
 
-    QT_BINDING = "PyQt5"
 except ImportError:
-    from PyQt6.QtCore import QByteArray, QObject, QPointF, QRectF, QSize, Qt, QTimer  # noqa: F401
+    from PyQt6.QtCore import Qt, QTimer  # noqa: F401
     from PyQt6.QtGui import QColor, QImage, QPainter, QPen, QPixmap  # noqa: F401
     from PyQt6.QtWidgets import (  # noqa: F401
-        QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-        QListWidget, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout,
-        QWidget,
+        QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+        QProgressBar, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
     )
-
-    QT_BINDING = "PyQt6"

@@ -8,7 +8,6 @@ layers have an offset (``position``), and only ``addChildNode`` is recorded on t
 from __future__ import annotations
 
 import itertools
-import re
 import xml.etree.ElementTree as ET
 
 _ids = itertools.count(1)
@@ -284,9 +283,3 @@ class Krita:
         assert isinstance(value, str), "Krita settings are strings"
         self.settings[(group, key)] = value
 
-
-def path_points(svg: str) -> list[tuple[float, float]]:
-    """Test helper: the numbers of a path's d attribute as points."""
-    d = re.search(r' d="([^"]*)"', svg).group(1)
-    numbers = [float(n) for n in re.findall(r"-?[\d.]+", d)]
-    return list(zip(numbers[0::2], numbers[1::2]))

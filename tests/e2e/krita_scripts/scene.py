@@ -1,0 +1,60 @@
+"""Shared by the Krita e2e scripts (runs inside Krita): the test document and how to watch a drag."""
+import json
+import os
+
+from krita import Krita, Selection
+from PyQt5.QtWidgets import QDockWidget
+
+W, H = 64, 48
+SELECTED = (16, 12, 32, 24)  # x, y, width, height
+ARROWS = ((22, 20, 30, 22), (36, 28, 40, 32))  # handle x, y -> target x, y in pixels
+
+
+def source_pixels():
+    """A BGRA pattern with structure to drag: a gradient and a bright block."""
+    out = bytearray()
+    for y in range(H):
+        for x in range(W):
+            bright = 18 <= x < 34 and 16 <= y < 28
+            out += bytes([200 if bright else 4 * x, 220 if bright else 5 * y, 60, 255])
+    return bytes(out)
+
+
+def make_document(wait_until):
+    """A 144 ppi document: a paint layer, a rectangular selection, two arrows on the points layer."""
+    app = Krita.instance()
+    doc = app.createDocument(W, H, "dragedit-e2e", "RGBA", "U8", "", 144.0)
+    app.activeWindow().addView(doc)  # Krita 5.1: vector layers need a view
+    wait_until(lambda: app.activeDocument() is not None, 20, "the document to open")
+    root = doc.rootNode()
+    source = doc.createNode("source", "paintlayer")
+    source.setPixelData(source_pixels(), 0, 0, W, H)
+    root.addChildNode(source, None)
+    selection = Selection()
+    selection.select(*SELECTED, 255)
+    doc.setSelection(selection)
+    points = doc.createVectorLayer("Drag points")
+    root.addChildNode(points, None)
+    paths = "".join(f'<path d="M {hx} {hy} L {tx} {ty}" stroke="#ff0" fill="none"/>' for hx, hy, tx, ty in ARROWS)
+    points.addShapesFromSvg(f'<svg xmlns="http://www.w3.org/2000/svg">{paths}</svg>')
+    doc.setActiveNode(source)
+    wait_until(lambda: doc.activeNode() is not None and doc.activeNode().name() == "source", 10, "the source to be active")
+    doc.waitForDone()
+    return doc, source
+
+
+def docker():
+    """The Drag Edit docker of the main window."""
+    window = Krita.instance().activeWindow().qwindow()
+    found = [d for d in window.findChildren(QDockWidget) if d.windowTitle() == "Drag Edit"]
+    assert found, "no 'Drag Edit' docker in the main window"
+    return found[0]
+
+
+def layer_names(doc):
+    return [n.name() for n in doc.rootNode().childNodes()]
+
+
+def write_report(report):
+    with open(os.environ["DRAGEDIT_E2E_REPORT"], "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
