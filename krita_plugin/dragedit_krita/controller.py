@@ -239,8 +239,9 @@ class DragController:
         method = self.current_method()
         if session.daemon_state == "ready" and method is None:
             raise UserError("The daemon offers no drag methods", "check the daemon's log")
+        # before the welcome (daemon still starting) the saved values go as they are: the daemon checks them
         method_name = method.name if method else (self.params.method or "dragdiffusion")
-        overrides = self.params.overrides(method) if method else {}
+        overrides = self.params.overrides(method) if method else dict(self.params.values.get(method_name, {}))
         self._job_document, self._job_source, self._job_method = doc, source, method
         self._job_overrides = overrides
         session.start_drag(plan, method_name, overrides, seed=self.params.seed, prompt=self.params.prompt,

@@ -238,3 +238,21 @@ def test_not_installed_and_remote_daemons_are_explained(app, tmp_path, monkeypat
     controller.set_endpoint("tcp://192.168.7.7:48611")
     controller.tick()
     assert "runs on another machine: start it there" in controller.daemon_text
+
+
+def test_a_drag_before_the_daemon_answers_waits_and_keeps_the_saved_values(app, tmp_path):
+    made = []
+
+    def connecting(endpoint):
+        made.append(FakeClient(endpoint, "connecting"))
+        return made[-1]
+
+    app.settings[("DragEdit", "params")] = json.dumps({"method": "goodrag", "values": {"goodrag": {"tracker": "l2"}}})
+    controller = DragController(app, tmp_path / "_vendor", make_client=connecting)
+    open_doc(app)
+    controller.drag()
+    assert controller.job.status == "waiting" and not made[0].submitted
+    made[-1].become_ready()
+    controller.tick()
+    sent = made[-1].submitted[0]
+    assert (sent["method"], sent["params"]) == ("goodrag", {"tracker": "l2"})

@@ -3,6 +3,7 @@
 Triggers the plug-in's drag action on a document with a paint layer, a selection and two
 arrows, waits for the result layer and checks it; raises on any failure.
 """
+import json
 import os
 import sys
 
@@ -85,5 +86,15 @@ wait_until(lambda: doc.activeNode() is not None and doc.activeNode().name() == "
 
 app.action("edit_undo").trigger()
 wait_until(lambda: layer_names(doc) == names_before, 10, "one undo to remove the result layer")
+# points and parameters persist in the document: save it as .kra and open it again
+saved = os.path.join(os.path.dirname(os.environ["DRAGEDIT_E2E_REPORT"]), "dragged.kra")
+doc.setBatchmode(True)
+assert doc.saveAs(saved), "saving the .kra failed"
+reopened = app.openDocument(saved)
+settings = json.loads(bytes(reopened.annotation("dragedit")).decode())
+assert settings["method"] == "dragdiffusion" and settings["seed"] == 1234, settings
+assert settings["values"]["dragdiffusion"] == {"lora_steps": 1, "drag_steps": 4, "inversion_strength": 0.1}, settings
+points_again = [n for n in reopened.rootNode().childNodes() if n.name() == "Drag points"]
+assert points_again and len(points_again[0].shapes()) == len(ARROWS), "the points layer did not survive saving"
 write_report({"layer": result.name(), "inside_changed": inside_changed, "phases": sorted({s[1] for s in running}),
               "progress_messages": len(running), "status_lines": sorted({s[5] for s in running})[:20]})
