@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from .. import __version__
 from ..methods import METHODS, get_method
@@ -259,7 +260,7 @@ class Engine:
                                               params["lora_lr"], params["lora_batch"], generator, on_step)
             try:
                 self.lora_disk.put(key, lambda path: save_lora(state, path))
-            except OSError as exc:  # a full disk must not fail the edit
+            except (OSError, SafetensorError) as exc:  # a full disk must not fail the edit
                 log.warning("could not write the LoRA cache: %s", exc)
         self.lora_memory.put(key, state)
         self._recon_in_unet = key
