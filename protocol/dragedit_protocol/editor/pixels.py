@@ -74,8 +74,9 @@ def blend(source: bytes, edited: bytes, mask: bytes, channels: int = 4) -> bytes
         a, b = run.start() * channels, run.end() * channels
         out[a:b] = edited[a:b]
     for run in _PARTIAL_RUNS.finditer(mask):
-        for i in range(run.start(), run.end()):
-            alpha = mask[i]
-            for j in range(i * channels, (i + 1) * channels):
-                out[j] = (source[j] * (255 - alpha) + edited[j] * alpha + 127) // 255
+        a, b = run.start() * channels, run.end() * channels
+        alphas = bytearray(b - a)  # the run's mask value repeated for each channel
+        for c in range(channels):
+            alphas[c::channels] = run.group()
+        out[a:b] = bytes((s * (255 - m) + e * m + 127) // 255 for s, e, m in zip(source[a:b], edited[a:b], alphas))
     return bytes(out)
