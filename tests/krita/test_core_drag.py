@@ -31,14 +31,31 @@ def test_with_selection_the_selection_box_plus_context_is_sent():
     rgba = gradient(width, height)
     selected = Rect(100, 80, 40, 20)
     mask = rect_mask(width, height, selected)
-    pairs = [PointPair((110.5, 90.5), (150.5, 90.5))]  # the target lies outside the selection
+    pairs = [PointPair((110.5, 90.5), (150.5, 90.5))]  # the target lies outside the selection, inside the margin
     plan = plan_drag(rgba, layer, pairs, mask)
-    # box = selection U points = x 100..151, y 80..100 -> 51 x 20; margin = max(32, 0.5 * 51)
-    assert plan.region == Rect(100 - MIN_CONTEXT_PX, 80 - MIN_CONTEXT_PX, 51 + 2 * MIN_CONTEXT_PX, 20 + 2 * MIN_CONTEXT_PX)
+    # margin = max(32, 0.5 * 40) around the selection box
+    assert plan.region == Rect(100 - MIN_CONTEXT_PX, 80 - MIN_CONTEXT_PX, 40 + 2 * MIN_CONTEXT_PX, 20 + 2 * MIN_CONTEXT_PX)
     assert plan.rgba == crop(rgba, width, 4, plan.region)
     assert plan.mask == crop(mask, width, 1, plan.region)
     hx, hy, tx, ty = plan.points[0]
     assert (hx + plan.region.x, hy + plan.region.y, tx + plan.region.x, ty + plan.region.y) == (110, 90, 150, 90)
+
+
+def test_moving_points_inside_the_margin_keeps_the_region_so_daemon_caches_hit():
+    width, height = 300, 200
+    rgba, mask = gradient(width, height), rect_mask(width, height, Rect(100, 80, 40, 20))
+    first = plan_drag(rgba, Rect(0, 0, width, height), [PointPair((110, 90), (120, 90))], mask)
+    second = plan_drag(rgba, Rect(0, 0, width, height), [PointPair((112, 85), (160, 110))], mask)
+    assert first.region == second.region and first.rgba == second.rgba and first.mask == second.mask
+
+
+def test_points_beyond_the_margin_grow_the_region():
+    width, height = 300, 200
+    mask = rect_mask(width, height, Rect(100, 80, 40, 20))
+    plan = plan_drag(gradient(width, height), Rect(0, 0, width, height), [PointPair((110, 90), (250.5, 90))], mask)
+    # the selection's region (68..172) grows to the target's pixel 250 plus the minimum context
+    assert plan.region == Rect(68, 48, 251 + MIN_CONTEXT_PX - 68, 84)
+    assert plan.points[0][2] + plan.region.x == 250.0
 
 
 def test_the_region_is_clamped_to_the_layer():

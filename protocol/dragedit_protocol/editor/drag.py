@@ -1,9 +1,10 @@
 """Crop and paste maths of one drag: what part of the layer goes to the daemon, and how the
 edited pixels come back into a layer of the source's size.
 
-With a selection, only the selection's bounding box (with the points) plus a margin of context
-is sent, so the model spends its resolution where the edit happens; the result is blended back
-through the selection mask, so pixels outside the selection stay exactly the source's.
+With a selection, only the selection's bounding box plus a margin of context (grown further only
+for points outside it) is sent, so the model spends its resolution where the edit happens; the
+result is blended back through the selection mask, so pixels outside the selection stay exactly
+the source's.
 """
 from __future__ import annotations
 
@@ -46,10 +47,13 @@ def plan_drag(rgba: bytes, layer: Rect, pairs: list[PointPair], mask: bytes | No
         bounds = mask_bounds(mask, layer.width, layer.height)
         if bounds is None:
             raise UserError("The selection is empty", "select the region that may change, or deselect all")
-        for p in local:
-            bounds = bounds.union(Rect.around([p.handle, p.target]))
         margin = max(MIN_CONTEXT_PX, round(context * max(bounds.width, bounds.height)))
         region = bounds.expanded(margin).intersect(whole)
+        # Grow only for points outside: moving points inside keeps the same region, so the daemon's
+        # caches (keyed by the pixels sent) serve the next drag of the same layer and selection.
+        outside = [p for p in local if not (region.contains(p.handle) and region.contains(p.target))]
+        for p in outside:
+            region = region.union(Rect.around([p.handle, p.target]).expanded(MIN_CONTEXT_PX)).intersect(whole)
     points = [p.translated(-region.x, -region.y).to_index(region.width, region.height) for p in local]
     region_mask = None if mask is None else crop(mask, layer.width, 1, region)
     return DragPlan(layer, region, crop(rgba, layer.width, 4, region), region_mask, points)
