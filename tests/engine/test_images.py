@@ -76,3 +76,13 @@ def test_bad_input_gives_clear_error(mask, points, code):
     with pytest.raises(EditError) as err:
         check_inputs(_image(50, 60), mask, points)
     assert err.value.code == code and err.value.message
+
+
+def test_moving_points_inside_the_region_keeps_the_crop():
+    mask = np.zeros((400, 500), bool)
+    mask[100:200, 150:300] = True
+    first = plan_region(mask, np.array([[180.0, 150.0], [220.0, 160.0]]), 64, 16, 4)
+    moved = plan_region(mask, np.array([[190.0, 140.0], [260.0, 170.0]]), 64, 16, 4)
+    assert first == moved  # same crop: the caches keyed by its pixels serve the second drag
+    far = plan_region(mask, np.array([[180.0, 150.0], [480.0, 390.0]]), 64, 16, 4)
+    assert far.x1 > 480 and far.y1 > 390  # a point outside still gets context around it

@@ -72,21 +72,25 @@ def plan_region(editable: np.ndarray, points: np.ndarray, work_size: int, multip
                 margin_fraction: float = 0.25, min_margin: int = 16) -> Region:
     """Choose the box to work on and its working size.
 
-    With the whole image editable the region is the whole image; otherwise the box around the mask and
-    all points, grown by max(min_margin, feather, margin_fraction x box size), clipped to the image.
+    With the whole image editable the region is the whole image. Otherwise it is the mask's box grown
+    by max(min_margin, feather, margin_fraction x box size), clipped to the image; it grows further only
+    when a point lies outside it. So moving points inside the region keeps the same crop, and a repeated
+    drag of the same layer and selection finds its RecLoRA and inversion in the caches.
     """
     height, width = editable.shape
     if editable.all():
         x0, y0, x1, y1 = 0, 0, width, height
     else:
         ys, xs = np.nonzero(editable)
-        bx0 = min(xs.min(), points[:, 0].min())
-        by0 = min(ys.min(), points[:, 1].min())
-        bx1 = max(xs.max(), points[:, 0].max()) + 1
-        by1 = max(ys.max(), points[:, 1].max()) + 1
+        bx0, by0, bx1, by1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
         margin = max(min_margin, feather, int(margin_fraction * max(bx1 - bx0, by1 - by0)))
-        x0, y0 = max(0, int(np.floor(bx0)) - margin), max(0, int(np.floor(by0)) - margin)
-        x1, y1 = min(width, int(np.ceil(bx1)) + margin), min(height, int(np.ceil(by1)) + margin)
+        x0, y0 = max(0, int(bx0) - margin), max(0, int(by0) - margin)
+        x1, y1 = min(width, int(bx1) + margin), min(height, int(by1) + margin)
+        px0, py0 = points.min(axis=0)
+        px1, py1 = points.max(axis=0) + 1
+        if px0 < x0 or py0 < y0 or px1 > x1 or py1 > y1:
+            x0, y0 = max(0, min(x0, int(np.floor(px0)) - min_margin)), max(0, min(y0, int(np.floor(py0)) - min_margin))
+            x1, y1 = min(width, max(x1, int(np.ceil(px1)) + min_margin)), min(height, max(y1, int(np.ceil(py1)) + min_margin))
         x0, y0, x1, y1 = _limit_aspect(x0, y0, x1, y1, width, height)
     rw, rh = x1 - x0, y1 - y0
     scale = work_size / min(rw, rh)
