@@ -28,19 +28,14 @@ RESTORE_ACTIVE_TICKS = 20  # how long to watch for Krita activating an inserted 
 
 
 def reports_errors(method: Callable) -> Callable:
-    """Turn any exception of a UI entry point into ``self.message`` (UserError: its sentence)."""
+    """A UI entry point: any exception becomes ``self.message``; the views refresh afterwards."""
     @functools.wraps(method)
-    def wrapper(self: DragController, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: DragController, *args: Any, **kwargs: Any) -> None:
         try:
-            return method(self, *args, **kwargs)
-        except UserError as err:
-            self.message = str(err)
-        except Exception as exc:  # a bug: keep Krita running, say where the details are
-            traceback.print_exc(file=sys.stderr)
-            self.message = (f"DragEdit hit an unexpected problem ({type(exc).__name__}: {exc}). "
-                            "The details are in Krita's log (Help > Show Krita log for bug reports).")
+            method(self, *args, **kwargs)
+        except Exception as exc:
+            self.report(exc)
         self.notify()
-        return None
 
     return wrapper
 
@@ -81,6 +76,15 @@ class DragController:
     def notify(self) -> None:
         for callback in list(self._listeners):
             callback()
+
+    def report(self, exc: Exception) -> None:
+        """Show a problem as a sentence (UserError), or a bug as a pointer to Krita's log."""
+        if isinstance(exc, UserError):
+            self.message = str(exc)
+            return
+        traceback.print_exc(file=sys.stderr)  # a bug: keep Krita running, say where the details are
+        self.message = (f"DragEdit hit an unexpected problem ({type(exc).__name__}: {exc}). "
+                        "The details are in Krita's log (Help > Show Krita log for bug reports).")
 
     # ------------------------------------------------------------------ daemon
 
@@ -285,17 +289,21 @@ class DragController:
             self._restore_active = (source.node, self.last_result_layer, RESTORE_ACTIVE_TICKS)
             self.message = f"Added layer '{self.last_result_layer.name()}'."
 
-    @reports_errors
     def tick(self) -> None:
-        """Advance the session, insert finished results, follow the active document and layer."""
+        """Advance the session, insert finished results, follow the active document and layer;
+        the views refresh only when something changed."""
         changed = False
-        if self.session is not None:
-            changed = self.session.tick()
-            finished = self.session.take_finished()
-            if finished is not None:
-                changed = True
-                self._finish(finished)
-        changed = self._follow_document() or changed
+        try:
+            if self.session is not None:
+                changed = self.session.tick()
+                finished = self.session.take_finished()
+                if finished is not None:
+                    changed = True
+                    self._finish(finished)
+            changed = self._follow_document() or changed
+        except Exception as exc:
+            self.report(exc)
+            changed = True
         if changed:
             self.notify()
 

@@ -67,6 +67,7 @@ def test_a_ready_daemon_gets_the_plan_at_once_and_the_result_is_taken_once():
     job = session.start_drag(make_plan(), "dragdiffusion", {"lr": 0.02}, seed=3, prompt="cat", preview_every=5)
     sent = clients[0].submitted[0]
     assert sent["job_id"] == job.job_id and sent["method"] == "dragdiffusion" and sent["params"] == {"lr": 0.02}
+    assert session.daemon_text == "Daemon busy with this drag: tiny-test-model on cpu."
     assert (sent["width"], sent["height"], sent["points"], sent["seed"], sent["preview_every"]) == (8, 6, [(1.0, 1.0, 5.0, 4.0)], 3, 5)
     assert job.status == "submitted"
     with pytest.raises(UserError, match="already running"):
@@ -79,7 +80,7 @@ def test_a_ready_daemon_gets_the_plan_at_once_and_the_result_is_taken_once():
     session.tick()
     assert session.take_finished() is job and job.status == "done"
     assert session.take_finished() is None
-    assert not session.busy
+    assert not session.busy and session.daemon_text.startswith("Daemon ready")
 
 
 def test_no_answer_starts_the_daemon_then_sends_when_ready():

@@ -256,3 +256,21 @@ def test_a_drag_before_the_daemon_answers_waits_and_keeps_the_saved_values(app, 
     controller.tick()
     sent = made[-1].submitted[0]
     assert (sent["method"], sent["params"]) == ("goodrag", {"tracker": "l2"})
+
+
+def test_views_refresh_after_actions_and_only_on_changes_while_ticking(app, controller, clients):
+    open_doc(app)
+    refreshes = []
+    controller.listen(lambda: refreshes.append(controller.message))
+    controller.tick()                      # a new document: its settings are read
+    controller.tick()                      # nothing changed
+    assert len(refreshes) == 1
+    controller.add_pair()
+    assert refreshes[-1].startswith("Added a point pair")
+    controller.drag()
+    count = len(refreshes)
+    controller.tick()
+    assert len(refreshes) == count        # the job is waiting for news: nothing to redraw
+    clients[0].inbox = [{"type": "queued", "job_id": controller.job.job_id, "position": 1}]
+    controller.tick()
+    assert len(refreshes) == count + 1

@@ -106,7 +106,8 @@ class DragSession:
             where = " on ".join(str(x) for x in (model, device) if x)
             if engine_state == "loading model":
                 return f"Daemon ready, loading the model{' ' + str(model) if model else ''}..."
-            return f"Daemon ready: {where}." if where else "Daemon ready."
+            status = "Daemon busy with this drag" if self.busy else "Daemon ready"
+            return f"{status}: {where}." if where else f"{status}."
         if state == "starting":
             return "Starting the DragEdit daemon (the first start can take a minute)..."
         if state == "connecting":
