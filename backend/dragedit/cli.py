@@ -373,20 +373,14 @@ def edit_local(args: argparse.Namespace, submit: dict[str, Any]) -> dict[str, An
 def make_client(args: argparse.Namespace, timeout_s: float):
     from dragedit_protocol.client import DaemonClient
 
-    server_key = client_public = client_secret = None
-    if args.server_key:
-        server_key = args.server_key.encode("ascii")
-        if not args.client_key_file:
-            raise UsageError("--server-key needs --client-key-file (create one with: dragedit keys new-client NAME --out FILE)")
-    if args.client_key_file:
-        import zmq.auth
+    from dragedit_protocol.keys import KeysError, load_client_keys
 
-        try:
-            client_public, client_secret = zmq.auth.load_certificate(args.client_key_file)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read the key file: {exc}")
-        if not client_secret:
-            raise UsageError(f"{args.client_key_file} holds no secret key; use the file written by 'keys new-client --out'")
+    try:
+        keys = load_client_keys(args.server_key or os.environ.get("DRAGEDIT_SERVER_KEY"),
+                                args.client_key_file or os.environ.get("DRAGEDIT_CLIENT_KEY_FILE"))
+    except KeysError as exc:
+        raise UsageError(str(exc))
+    server_key, client_public, client_secret = keys.server_public_key, keys.client_public_key, keys.client_secret_key
     return DaemonClient(args.endpoint or default_endpoint(), client="dragedit-cli", client_version=__version__,
                         server_public_key=server_key, client_public_key=client_public, client_secret_key=client_secret,
                         heartbeat_interval_s=1.0, timeout_s=timeout_s)

@@ -157,3 +157,29 @@ def test_the_cli_reaches_a_secure_daemon_with_a_key_file(secure_daemon, home, tm
     assert "CurveZMQ" in capsys.readouterr().out
     assert cli.main(status) == cli.EXIT_USAGE  # a server key without a key pair
     assert "--client-key-file" in capsys.readouterr().err
+
+
+def test_plugin_session_reaches_a_keyed_daemon_through_the_environment(secure_daemon, home, tmp_path, monkeypatch):
+    import zmq.auth
+
+    from dragedit_protocol.editor.errors import UserError
+    from dragedit_protocol.editor.session import client_factory
+
+    public, secret = security.new_client(home, "plugin")
+    key_file = tmp_path / "plugin.key_secret"
+    key_file.write_text(f'metadata\ncurve\n    public-key = "{public.decode()}"\n    secret-key = "{secret.decode()}"\n')
+    assert zmq.auth.load_certificate(str(key_file))[1] == secret
+    make = client_factory("test-plugin", "0")
+
+    monkeypatch.setenv("DRAGEDIT_SERVER_KEY", security.load_server_keys(home)[0].decode())
+    monkeypatch.setenv("DRAGEDIT_CLIENT_KEY_FILE", str(key_file))
+    client = make(secure_daemon.test_endpoint)
+    try:
+        assert ready(client)["secure"] is True
+    finally:
+        client.close()
+
+    monkeypatch.delenv("DRAGEDIT_CLIENT_KEY_FILE")  # half a configuration: a sentence, not a traceback
+    with pytest.raises(UserError) as err:
+        make(secure_daemon.test_endpoint)
+    assert "DRAGEDIT_CLIENT_KEY_FILE" in str(err.value) + err.value.hint

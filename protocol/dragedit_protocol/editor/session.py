@@ -35,9 +35,16 @@ def client_factory(client: str, client_version: str, editor: str = "", editor_ve
     """A factory making the real DaemonClient for an endpoint (imports pyzmq only when called)."""
     def make(endpoint: str) -> Client:
         from ..client import DaemonClient
+        from ..keys import KeysError, client_keys_from_environment
 
+        try:
+            keys = client_keys_from_environment()  # a daemon on another machine (CurveZMQ)
+        except KeysError as exc:
+            raise UserError("The DragEdit keys are not usable", str(exc)) from exc
         return DaemonClient(endpoint, client=client, client_version=client_version,
-                            editor=editor, editor_version=editor_version)
+                            editor=editor, editor_version=editor_version,
+                            server_public_key=keys.server_public_key, client_public_key=keys.client_public_key,
+                            client_secret_key=keys.client_secret_key)
 
     return make
 
