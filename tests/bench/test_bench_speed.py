@@ -41,6 +41,7 @@ def test_bench_reports_every_phase_of_a_first_and_a_repeated_drag(bench_run):
         first, repeat = summary["runs"]
         assert first["phases"]["load"] > 0 and repeat["phases"]["load"] < first["phases"]["load"]
         assert summary["repeat_speedup"] == pytest.approx(first["edit"] / repeat["edit"])
+        assert summary["repeat_speedup_cpu"] == pytest.approx(first["cpu_time"] / repeat["cpu_time"])
         # The table shows every run of every method.
         assert sum(line.startswith(method) for line in table.splitlines()) == 2
 
@@ -66,6 +67,8 @@ def test_bench_times_a_full_and_a_feature_only_pass(bench_run):
         full, only = passes[kind]["full"]["median_s"], passes[kind]["feature_only"]["median_s"]
         assert full > 0 and only > 0
         assert passes[kind]["saving"] == pytest.approx(1 - only / full)
+        cpu_full, cpu_only = passes[kind]["full"]["cpu_median_s"], passes[kind]["feature_only"]["cpu_median_s"]
+        assert passes[kind]["cpu_saving"] == pytest.approx(1 - cpu_only / cpu_full)
     assert "feature-only" in table and "forward + backward" in table
 
 
@@ -76,6 +79,7 @@ def test_bench_times_a_full_and_a_feature_only_pass(bench_run):
     (["--method", "dragdiffusion", "--param", "gooddrag.operations=2"], "not benchmarked"),
     (["--param", "lora_steps"], "is not NAME=VALUE"),
     (["--size", "60"], "multiple of 8"),
+    (["--passes-only", "--pass-repeat", "0"], "needs --pass-repeat 1 or more"),
     (["--model", "/no/such/model"], "neither tiny, sd15-random, toy nor an existing folder"),
 ])
 def test_bad_options_say_what_to_write(argv, message, capsys):
@@ -96,3 +100,24 @@ def test_cli_dispatches_to_the_speed_bench(capsys):
         cli.main(["bench", "speed", "--help"])
     assert done.value.code == 0
     assert "--repeat" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not speed.PeakMemory.CLEAR_REFS.exists(), reason="the per-run CPU peak needs Linux /proc")
+def test_cpu_peak_memory_is_measured_per_run():
+    import numpy as np
+    import torch
+
+    memory = speed.PeakMemory(torch.device("cpu"))
+    memory.reset()
+    big = np.ones(400 * 2**20 // 8)  # 400 MiB, touched
+    with_big = memory.read()["cpu_rss_peak_bytes"]
+    del big
+    memory.reset()
+    assert with_big - memory.read()["cpu_rss_peak_bytes"] > 300 * 2**20
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_asking_for_a_gpu_without_one_says_so(tiny_model_dir, capsys):
+    status = speed.main(["--model", str(tiny_model_dir), "--device", "cuda", "--method", "dragdiffusion"])
+    assert status == speed.EXIT_FAILED
+    assert "no CUDA GPU is available" in capsys.readouterr().err

@@ -3,10 +3,12 @@
 For each method a fresh engine (empty caches in a temporary folder) drags one synthetic image; the
 same request is then repeated, which is served from the caches (RecLoRA, inversion, the per-image
 derived values) and goes straight to the drag loop. Every run reports the phases (load, lora,
-inversion, drag, denoise, other = encode/crop/paste), the end-to-end wall time, the UNet forward,
-feature-only forward and backward counts, the cache hits and the peak memory during the run (CPU
-resident set; GPU allocated and reserved on a GPU). Before the methods, one full UNet pass and one
-feature-only pass (stopping after up_blocks[2]) are timed alone and inside a gradient step.
+inversion, drag, denoise incl. VAE decode, other = encode/crop/paste), the end-to-end wall time,
+the process CPU time (with one thread, the figure that other work on a shared machine does not
+inflate), the UNet forward, feature-only forward and backward counts, the cache hits and the peak
+memory during the run (CPU resident set; GPU allocated and reserved on a GPU). Before the methods,
+a full UNet pass and a feature-only pass (stopping after up_blocks[2]) are timed alone and inside a
+gradient step. Phase times come from the engine, which synchronises a GPU at each phase boundary.
 
 Models: ``tiny`` (a few MB, built once), ``sd15-random`` (the real SD-1.5 architecture with random
 weights, about 4 GB in fp32, built once when first asked for: timing and memory do not depend on the
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU threads for torch (default 1: stable numbers on a shared machine; 0 = torch's default)")
     parser.add_argument("--pass-repeat", type=int, default=10,
                         help="timed repetitions of the single-pass measurement (0 skips it; default 10)")
+    parser.add_argument("--passes-only", action="store_true", help="only the single-pass measurement, no drags")
     parser.add_argument("--models-dir", default=None,
                         help="where tiny and sd15-random are built (default: <DragEdit data folder>/bench-models)")
     parser.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="also write the results as JSON")
@@ -274,6 +277,7 @@ def bench_method(method: str, settings_for: Callable[[str], Any], request, repea
         median = statistics.median(repeat_edit)
         summary["repeat_speedup"] = runs[0]["edit"] / median if median > 0 else None
         summary["repeat_speedup_with_load"] = runs[0]["total"] / statistics.median(r["total"] for r in runs[1:])
+        summary["repeat_speedup_cpu"] = runs[0]["cpu_time"] / statistics.median(r["cpu_time"] for r in runs[1:])
     return summary
 
 
@@ -286,16 +290,17 @@ def release_device_memory() -> None:
 
 
 def time_call(fn: Callable[[], Any], device, repeat: int) -> dict[str, float]:
-    """Median and minimum seconds of ``fn`` over ``repeat`` calls after one warm-up call."""
+    """Median and minimum wall seconds, and median process CPU seconds, of ``repeat`` calls after a warm-up call."""
     fn()
-    samples = []
+    wall, cpu = [], []
     for _ in range(repeat):
         synchronize(device)
-        clock = time.perf_counter()
+        clock, cpu_clock = time.perf_counter(), time.process_time()
         fn()
         synchronize(device)
-        samples.append(time.perf_counter() - clock)
-    return {"median_s": statistics.median(samples), "min_s": min(samples)}
+        wall.append(time.perf_counter() - clock)
+        cpu.append(time.process_time() - cpu_clock)
+    return {"median_s": statistics.median(wall), "min_s": min(wall), "cpu_median_s": statistics.median(cpu)}
 
 
 def bench_passes(model, size: int, repeat: int) -> dict[str, Any]:
@@ -326,10 +331,14 @@ def bench_passes(model, size: int, repeat: int) -> dict[str, Any]:
         runner.close()
     return {
         "latent_size": side, "timestep": t, "repeat": repeat,
-        "forward": {"full": full, "feature_only": only, "saving": 1 - only["median_s"] / full["median_s"]},
-        "forward_backward": {"full": full_step, "feature_only": only_step,
-                             "saving": 1 - only_step["median_s"] / full_step["median_s"]},
+        "forward": pass_saving(full, only), "forward_backward": pass_saving(full_step, only_step),
     }
+
+
+def pass_saving(full: dict[str, float], only: dict[str, float]) -> dict[str, Any]:
+    """How much cheaper the feature-only pass is, in wall time and in CPU time."""
+    return {"full": full, "feature_only": only, "saving": 1 - only["median_s"] / full["median_s"],
+            "cpu_saving": 1 - only["cpu_median_s"] / full["cpu_median_s"]}
 
 
 # ---------------------------------------------------------------------------- output
@@ -346,17 +355,19 @@ def format_report(report: dict[str, Any]) -> str:
              f"size {env['size']}, torch {env['torch']}, threads {env['threads']}, load average {env['load_average']}"]
     passes = report.get("passes")
     if passes:
-        lines.append(f"\nUNet pass at latent {passes['latent_size']}x{passes['latent_size']} "
-                     f"(median of {passes['repeat']}, ms)   full   feature-only   saving")
+        lines.append(f"\nUNet pass at latent {passes['latent_size']}x{passes['latent_size']}, median of {passes['repeat']} (ms)"
+                     f"{'wall: full':>16}{'feature-only':>14}{'saving':>8}{'CPU: full':>12}{'feature-only':>14}{'saving':>8}")
         for kind, title in (("forward", "forward (no gradient)"), ("forward_backward", "forward + backward (drag step)")):
-            row = passes[kind]
-            lines.append(f"  {title:<38}{row['full']['median_s'] * 1e3:>7.1f}{row['feature_only']['median_s'] * 1e3:>14.1f}"
-                         f"{row['saving'] * 100:>8.0f}%")
+            row, full, only = passes[kind], passes[kind]["full"], passes[kind]["feature_only"]
+            lines.append(f"  {title:<42}{full['median_s'] * 1e3:>16.1f}{only['median_s'] * 1e3:>14.1f}"
+                         f"{row['saving'] * 100:>7.0f}%{full['cpu_median_s'] * 1e3:>12.1f}"
+                         f"{only['cpu_median_s'] * 1e3:>14.1f}{row['cpu_saving'] * 100:>7.0f}%")
     gpu = env["device"].startswith("cuda")
     header = (f"\n{'method':<14}{'run':<10}" + "".join(f"{p:>10}" for p in PHASES + ("other",))
               + f"{'total s':>10}{'cpu s':>8}{'fwd':>6}{'feat':>6}{'bwd':>6}{'RSS GiB':>9}" + (f"{'GPU GiB':>9}" if gpu else "")
               + "  cached")
-    lines.append(header)
+    if report["methods"]:
+        lines.append(header)
     for method, summary in report["methods"].items():
         for run in summary["runs"]:
             phases = "".join(f"{run['phases'][p]:>10.2f}" for p in PHASES + ("other",))
@@ -368,7 +379,8 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"{method:<14}{run['run']:<10}{phases}{run['total']:>10.2f}{run['cpu_time']:>8.2f}{counts}{memory}  {cached}")
         if summary.get("repeat_speedup"):
             lines.append(f"{'':<14}repeated drag {summary['repeat_speedup']:.1f}x faster than the first "
-                         f"({summary['repeat_speedup_with_load']:.1f}x counting the model load)")
+                         f"({summary['repeat_speedup_with_load']:.1f}x counting the model load; "
+                         f"{summary['repeat_speedup_cpu']:.1f}x in CPU time)")
     return "\n".join(lines)
 
 
@@ -393,6 +405,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.repeat < 0 or args.pass_repeat < 0:
         raise BenchUsageError("--repeat and --pass-repeat must be 0 or more")
+    if args.passes_only and not args.pass_repeat:
+        raise BenchUsageError("--passes-only needs --pass-repeat 1 or more")
     if args.size is not None and (args.size < 8 or args.size % 8):
         raise BenchUsageError(f"--size {args.size} must be a multiple of 8 (e.g. 64 or 512)")
     if args.threads < 0:
@@ -400,7 +414,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        methods = select_methods(args.method)
+        methods = [] if args.passes_only else select_methods(args.method)
         params = method_params(methods, args.param)
         models_dir = Path(args.models_dir) if args.models_dir else default_cache_dir().parent / "bench-models"
         source = resolve_model(args.model, models_dir)
