@@ -41,6 +41,7 @@ app.action("dragedit_clear_pairs").trigger()
 assert controller.pair_lines() == [], controller.pair_lines()
 app.action("dragedit_drag").trigger()
 wait_until(lambda: "has no point pairs" in docker().message.text(), 5, "the docker to explain the problem")
+error_shown = docker().message.text()
 assert layer_names(doc) == names_before
 app.action("dragedit_add_pair").trigger()
 lines = controller.pair_lines()
@@ -48,4 +49,4 @@ assert len(lines) == 1 and "\u2192" in lines[0], lines
 pair_svg = next(n for n in doc.rootNode().childNodes() if n.name() == "Drag points").shapes()[0].toSvg()
 assert "marker-start" in pair_svg and "marker-end" in pair_svg, pair_svg
 write_report({"progress_at_cancel": progress_at_cancel, "cancel_took_s": round(took, 2),
-              "error_shown": docker().message.text(), "added_pair": lines[0]})
+              "error_shown": error_shown, "added_pair": lines[0]})
