@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .scenes import OBJECT_COLOURS, Scene, Shape, random_background, render
+from .scenes import OBJECT_COLOURS, Scene, Shape, outline_point, random_background, render
 
 CASE_SIZE = 128  # pixels; the toy model's native size
 MASK_MARGIN = 6  # pixels the editable region reaches beyond the object's start and end extent
@@ -113,14 +113,15 @@ def _distractor(rng: np.random.Generator, avoid: list[Shape], colours_used: set[
 
 
 def _build(name: str, seed: int, objects: list[tuple], masked: bool, distractor: bool = True) -> DragCase:
-    """objects: (kind, colour, centre, half, grabs) with grabs as (handle offset, motion, side) tuples."""
+    """objects: (kind, colour, centre, half, grabs) with grabs as (handle, motion, side) tuples; a handle
+    is a direction from the centre: the handle sits where that ray crosses the object's outline."""
     rng = np.random.default_rng(seed)
     shapes, expected, grabs = [], [], []
     for index, (kind, colour, centre, half, object_grabs) in enumerate(objects):
         shape = _object(kind, colour, centre, half, rng)
         after = shape
-        for offset, (dx, dy), side in object_grabs:
-            handle = (shape.cx + offset[0], shape.cy + offset[1])
+        for direction, (dx, dy), side in object_grabs:
+            handle = tuple(round(c, 2) for c in outline_point(shape, direction))
             grabs.append(Grab(handle, (handle[0] + dx, handle[1] + dy), index, side))
             if side is None:
                 after = shape.moved(dx, dy)
@@ -137,8 +138,6 @@ def _build(name: str, seed: int, objects: list[tuple], masked: bool, distractor:
     return DragCase(name, Scene(CASE_SIZE, background, tuple(shapes)), tuple(grabs),
                     Scene(CASE_SIZE, background, tuple(expected)), masked)
 
-
-CENTRE = (0.0, 0.0)
 
 # (kind, colour, centre, half extents, motion) of the single-pair moves; short ones move 12..16 px,
 # long ones 28..40 px.
@@ -170,15 +169,16 @@ def _all_cases() -> list[DragCase]:
     for group, moves in (("short", _SHORT_MOVES), ("long", _LONG_MOVES)):
         for i, (kind, colour, centre, half, motion) in enumerate(moves):
             seed += 1
-            offset = (-0.3 * half[0], 0.25 * half[1]) if i % 2 else CENTRE  # handles also off the centre
+            # the leading edge (pushed into the background) or the trailing edge (pulled across the object)
+            edge = motion if i % 4 < 2 else (-motion[0], -motion[1])
             cases.append(_build(f"move-{group}-{i}{'-mask' if i % 2 else ''}", seed,
-                                [(kind, colour, centre, half, [(offset, motion, None)])], masked=bool(i % 2)))
-    # several pairs on one object (all move together)
+                                [(kind, colour, centre, half, [(edge, motion, None)])], masked=bool(i % 2)))
+    # several pairs on one object (all move together), handles at several places of the outline
     for i, (kind, colour, centre, half, motion, offsets) in enumerate([
-        ("box", 2, (48, 64), (18, 16), (24, 0), [(-8, -7), (8, 7)]),
-        ("disc", 6, (64, 44), (17, 17), (0, 26), [(-8, 0), (8, 0), (0, 8)]),
-        ("ellipse", 0, (80, 76), (20, 14), (-20, -16), [(-10, 0), (10, 0)]),
-        ("triangle", 4, (44, 80), (17, 15), (22, -18), [(0, -5), (-7, 8), (7, 8)]),
+        ("box", 2, (48, 64), (18, 16), (24, 0), [(1, -1), (1, 1)]),
+        ("disc", 6, (64, 44), (17, 17), (0, 26), [(-1, 0), (1, 0), (0, 1)]),
+        ("ellipse", 0, (80, 76), (20, 14), (-20, -16), [(-1, 0), (0, -1)]),
+        ("triangle", 4, (44, 80), (17, 15), (22, -18), [(0, -1), (-1, 1), (1, 1)]),
     ]):
         seed += 1
         cases.append(_build(f"move-multi-{i}{'-mask' if i % 2 else ''}", seed,
@@ -192,7 +192,7 @@ def _all_cases() -> list[DragCase]:
     ]):
         seed += 1
         cases.append(_build(f"move-two-{i}{'-mask' if i % 2 else ''}", seed,
-                            [(k, c, ctr, h, [(CENTRE, m, None)]) for k, c, ctr, h, m in objects], masked=bool(i % 2),
+                            [(k, c, ctr, h, [(m, m, None)]) for k, c, ctr, h, m in objects], masked=bool(i % 2),
                             distractor=False))
     # stretch: pull one side (or two opposite sides) of a box or ellipse outwards
     for i, (kind, colour, centre, half, pulls) in enumerate([
@@ -209,8 +209,7 @@ def _all_cases() -> list[DragCase]:
         grabs = []
         for side, amount in pulls:
             unit = {"right": (1, 0), "left": (-1, 0), "bottom": (0, 1), "top": (0, -1)}[side]
-            offset = (unit[0] * half[0], unit[1] * half[1])  # the middle of that side
-            grabs.append((offset, (unit[0] * amount, unit[1] * amount), side))
+            grabs.append((unit, (unit[0] * amount, unit[1] * amount), side))  # the middle of that side
         cases.append(_build(f"stretch-{i}{'-mask' if i % 2 else ''}", seed,
                             [(kind, colour, centre, half, grabs)], masked=bool(i % 2)))
     return cases

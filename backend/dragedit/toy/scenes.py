@@ -120,6 +120,21 @@ def _signed_distance(shape: Shape, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown shape kind '{shape.kind}'; use one of {', '.join(KINDS)}")
 
 
+def outline_point(shape: Shape, direction: tuple[float, float]) -> tuple[float, float]:
+    """Where the ray from the shape's centre along `direction` (image axes) crosses its outline."""
+    norm = math.hypot(*direction)
+    ux, uy = direction[0] / norm, direction[1] / norm
+    inside, outside = 0.0, 2 * math.hypot(shape.half_w, shape.half_h)
+    for _ in range(40):  # bisection on the signed distance
+        mid = (inside + outside) / 2
+        u, v = _local(shape, np.float32(shape.cx + mid * ux), np.float32(shape.cy + mid * uy))
+        if _signed_distance(shape, u, v) < 0:
+            inside = mid
+        else:
+            outside = mid
+    return shape.cx + inside * ux, shape.cy + inside * uy
+
+
 def _shape_colour(shape: Shape, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     light = math.cos(shape.light_angle) * u / shape.half_w + math.sin(shape.light_angle) * v / shape.half_h
     brightness = 1.0 - shape.shading * np.clip(light, -1.0, 1.0)

@@ -7,7 +7,9 @@ Reproducible (seeded, fixed step counts, fixed thread count). The shipped weight
 Stage 1 trains the VAE (MSE + a tiny KL term) on random crops of rendered scenes; stage 2 encodes the
 scenes and trains the UNet (epsilon prediction, DDPM noise on the scheduler's betas, EMA weights) with
 the text encoder frozen and fed the empty prompt, which is what the engine sends by default.
-Checkpoints of the whole pipeline are written to --out while stage 2 runs, so samples can be checked early.
+Stage 3 refines the decoder alone (the latent space stays, so the UNet stays valid). Checkpoints of the
+whole pipeline are written to --out while stage 2 runs, so samples can be checked early
+(`python -m dragedit.toy.diagnose FOLDER`).
 """
 from __future__ import annotations
 
@@ -95,6 +97,34 @@ def train_vae(images: torch.Tensor, steps: int, batch: int, crop: int, lr: float
         if step % 25 == 0 or step == steps - 1:
             psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
             log.info("vae step %d/%d mse %.5f psnr %.2f dB (%.0f s)", step, steps, mse.item(), psnr, time.time() - started)
+    vae.eval().requires_grad_(False)
+    return vae
+
+
+def refine_decoder(vae, images: torch.Tensor, steps: int, batch: int, crop: int, lr: float, gen: torch.Generator):
+    """Stage 3: train the decoder alone (MSE) on larger crops; the encoder, so the latent space the UNet
+    learned, stays as it is."""
+    vae.requires_grad_(False)
+    vae.decoder.requires_grad_(True)
+    vae.post_quant_conv.requires_grad_(True)
+    params = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    started = time.time()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = _cosine_lr(step, steps, 20, lr)
+        idx = torch.randint(0, images.shape[0], (batch,), generator=gen)
+        x = _random_crops(images[idx], crop, gen)
+        with torch.no_grad():
+            posterior = vae.encode(x).latent_dist
+            z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        mse = F.mse_loss(vae.decode(z).sample, x)
+        opt.zero_grad(set_to_none=True)
+        mse.backward()
+        opt.step()
+        if step % 25 == 0 or step == steps - 1:
+            log.info("decoder step %d/%d psnr %.2f dB (%.0f s)", step, steps, 10 * math.log10(4.0 / max(mse.item(), 1e-12)),
+                     time.time() - started)
     vae.eval().requires_grad_(False)
     return vae
 
@@ -198,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=3000, help="number of rendered training scenes")
     parser.add_argument("--vae-steps", type=int, default=500)
     parser.add_argument("--unet-steps", type=int, default=1000)
+    parser.add_argument("--decoder-steps", type=int, default=600, help="stage 3: decoder-only refinement steps")
+    parser.add_argument("--only-decoder", action="store_true",
+                        help="run stage 3 alone on the VAE already in --out (stages 1-2 done) and save the VAE")
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--log", type=Path, default=None, help="also log progress to this file")
     argv = sys.argv[1:] if argv is None else argv
@@ -215,6 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     images = _to_tensor(random_images(args.images, seed=args.seed, size=IMAGE_SIZE))
     log.info("rendered %d scenes in %.0f s", images.shape[0], time.time() - started)
+    # stage 3 has its own generator, so running it separately (--only-decoder) gives the same weights
+    decoder_gen = torch.Generator().manual_seed(args.seed + 3)
+    if args.only_decoder:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(args.out, subfolder="vae")
+        refine_decoder(vae, images, args.decoder_steps, batch=8, crop=64, lr=5e-4, gen=decoder_gen)
+        vae.save_pretrained(args.out / "vae", safe_serialization=True)
+        log.info("decoder refined and saved to %s in %.0f s", args.out / "vae", time.time() - started)
+        return 0
     vae = train_vae(images, args.vae_steps, batch=16, crop=32, lr=1e-3, gen=gen)
     mean, std = encode_all(vae, images)
     scaling = float(1.0 / mean.std())
@@ -230,10 +273,12 @@ def main(argv: list[str] | None = None) -> int:
 
     unet = train_unet(mean * scaling, std * scaling, context, args.unet_steps, batch=32, crop=16, lr=1e-3, gen=gen,
                       on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
+    refine_decoder(vae, images, args.decoder_steps, batch=8, crop=64, lr=5e-4, gen=decoder_gen)
     checkpoint(unet)
     (args.out / "training.json").write_text(json.dumps({
         "command": "python -m dragedit.toy.train " + " ".join(argv), "seed": args.seed,
         "images": args.images, "vae_steps": args.vae_steps, "unet_steps": args.unet_steps,
+        "decoder_steps": args.decoder_steps,
         "image_size": IMAGE_SIZE, "prompt": PROMPT, "seconds": round(time.time() - started),
     }, indent=1))
     log.info("done in %.0f s", time.time() - started)
