@@ -217,14 +217,26 @@ class DragController:
             strokes = document.read_strokes(doc)
         except UserError as err:
             return [str(err)]
+        moving = self.current_handles()
         lines = []
         for number, stroke in enumerate(strokes, start=1):
             (hx, hy), (tx, ty) = stroke.anchors[0], stroke.anchors[-1]
             if len(stroke.anchors) < 2:
                 lines.append(f"{number}: ({hx:.0f}, {hy:.0f}) has no target yet")
-            else:
-                lines.append(f"{number}: ({hx:.0f}, {hy:.0f}) \u2192 ({tx:.0f}, {ty:.0f})")
+                continue
+            line = f"{number}: ({hx:.0f}, {hy:.0f}) \u2192 ({tx:.0f}, {ty:.0f})"
+            if len(moving) == len(strokes):
+                line += f", now at ({moving[number - 1][0]:.0f}, {moving[number - 1][1]:.0f})"
+            lines.append(line)
         return lines
+
+    def current_handles(self) -> list[tuple[float, float]]:
+        """Where the running drag has moved the handles so far, in image pixels (empty when idle)."""
+        job, plan = self.job, self.plan
+        if job is None or plan is None or job.finished or not job.handles:
+            return []
+        dx, dy = plan.layer.x + plan.region.x + 0.5, plan.layer.y + plan.region.y + 0.5  # pixel index -> centre
+        return [(x + dx, y + dy) for x, y in job.handles]
 
     # ------------------------------------------------------------------ drag
 

@@ -17,9 +17,8 @@ from dragedit_protocol.editor.params import MethodSpec, ParamSpec
 from .controller import DragController
 from .extension import shared_controller
 from .qt import (
-    QCheckBox, QColor, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QImage, QLabel, QLineEdit,
-    QListWidget, QPainter, QPen, QPixmap, QProgressBar, QPushButton, QScrollArea, QSpinBox, Qt, QTimer,
-    QToolButton, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QImage, QLabel, QLineEdit, QListWidget,
+    QPixmap, QProgressBar, QPushButton, QScrollArea, QSpinBox, Qt, QTimer, QToolButton, QVBoxLayout, QWidget,
 )
 
 TITLE = "Drag Edit"
@@ -198,6 +197,8 @@ class DragEditDocker(DockWidget):
         self.progress.setValue(int(1000 * job.fraction) if job else 0)
         self._show_preview()
         self.message.setText(c.message)
+        if job is not None and job.handles:
+            self._refresh_pairs()
 
     def _build_form(self, methods: list[MethodSpec], current: MethodSpec | None) -> None:
         self.method.clear()
@@ -257,25 +258,17 @@ class DragEditDocker(DockWidget):
         return line
 
     def _show_preview(self) -> None:
-        job, plan = self.controller.job, self.controller.plan
-        if job is None or job.preview is None or plan is None or job.finished:
+        """The daemon's small picture of the edit in progress (the handles' positions are in the list)."""
+        job = self.controller.job
+        if job is None or job.preview is None or job.finished:
             self.preview.clear()
+            self.preview.setMinimumSize(0, 0)
             return
         p = job.preview
         image = QImage(p.rgb, p.width, p.height, 3 * p.width, QImage.Format.Format_RGB888).copy()
-        scale = PREVIEW_WIDTH / max(p.width, 1)
         pixmap = QPixmap.fromImage(image).scaledToWidth(PREVIEW_WIDTH, Qt.TransformationMode.SmoothTransformation)
-        painter = QPainter(pixmap)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        to_preview = scale * p.width / plan.region.width  # region pixels -> pixmap pixels
-        for hx, hy, tx, ty in plan.points:
-            painter.setPen(QPen(QColor(32, 96, 255), 3))
-            painter.drawEllipse(int(tx * to_preview) - 3, int(ty * to_preview) - 3, 6, 6)
-        painter.setPen(QPen(QColor(224, 32, 32), 3))
-        for hx, hy in p.handles:
-            painter.drawEllipse(int(hx * to_preview) - 3, int(hy * to_preview) - 3, 6, 6)
-        painter.end()
         self.preview.setPixmap(pixmap)
+        self.preview.setMinimumSize(pixmap.size())
 
     @guarded
     def _refresh_pairs(self) -> None:

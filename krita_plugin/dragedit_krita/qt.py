@@ -5,7 +5,7 @@ bindings accept them, so nothing else changes between Krita 5 and 6.
 """
 try:
     from PyQt5.QtCore import Qt, QTimer  # noqa: F401
-    from PyQt5.QtGui import QColor, QImage, QPainter, QPen, QPixmap  # noqa: F401
+    from PyQt5.QtGui import QImage, QPixmap  # noqa: F401
     from PyQt5.QtWidgets import (  # noqa: F401
         QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
         QProgressBar, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
@@ -13,7 +13,7 @@ try:
 
 except ImportError:
     from PyQt6.QtCore import Qt, QTimer  # noqa: F401
-    from PyQt6.QtGui import QColor, QImage, QPainter, QPen, QPixmap  # noqa: F401
+    from PyQt6.QtGui import QImage, QPixmap  # noqa: F401
     from PyQt6.QtWidgets import (  # noqa: F401
         QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
         QProgressBar, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,

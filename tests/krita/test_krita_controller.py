@@ -274,3 +274,19 @@ def test_views_refresh_after_actions_and_only_on_changes_while_ticking(app, cont
     clients[0].inbox = [{"type": "queued", "job_id": controller.job.job_id, "position": 1}]
     controller.tick()
     assert len(refreshes) == count + 1
+
+
+def test_the_pair_list_follows_the_handles_while_the_drag_runs(app, controller, clients):
+    open_doc(app, resolution=72.0)
+    controller.drag()
+    sent = clients[0].submitted[0]
+    region = controller.plan.region
+    clients[0].inbox = [{"type": "progress", "job_id": sent["job_id"], "phase": "drag", "step": 2, "total": 9,
+                         "handles": [[14.5 - region.x, 12.5 - region.y], [26.5 - region.x, 21.5 - region.y]]}]
+    controller.tick()
+    assert controller.current_handles() == [(15.0, 13.0), (27.0, 22.0)]
+    assert controller.pair_lines() == ["1: (12, 12) \u2192 (20, 14), now at (15, 13)",
+                                       "2: (25, 20) \u2192 (28, 22), now at (27, 22)"]
+    clients[0].inbox = [result_for(sent)]
+    controller.tick()
+    assert controller.current_handles() == [] and "now at" not in controller.pair_lines()[0]
