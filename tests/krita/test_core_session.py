@@ -202,7 +202,10 @@ def test_cancel_while_the_daemon_is_gone_finishes_at_once():
 def test_engine_state_from_the_welcome_is_shown():
     session, clients, _ = session_with("ready")
     clients[0].welcome = dict(clients[0].welcome, state="loading model")
+    assert session.daemon_state == "loading"  # not "ready": the plug-ins wait for the model
     assert session.daemon_text == "Daemon ready, loading the model tiny-test-model..."
+    clients[0].welcome = dict(clients[0].welcome, state="ready")
+    assert session.daemon_state == "ready"
     clients[0].welcome = dict(clients[0].welcome, state="error",
                               error={"code": "model_error", "message": "no unet folder in /m", "hint": ""})
     assert session.daemon_text.startswith("The daemon could not load the model. No unet folder in /m.")

@@ -79,8 +79,14 @@ class DragSession:
 
     @property
     def daemon_state(self) -> str:
-        """connecting | starting | ready | unreachable | incompatible."""
+        """connecting | starting | loading | ready | unreachable | incompatible.
+
+        loading: the daemon answers but its model is still loading (its methods are not known yet);
+        it sends a new welcome when ready.
+        """
         state = self.client.state
+        if state == "ready" and self.welcome_field("state") == "loading model":
+            return "loading"
         if state == "ready" or state == "incompatible":
             return state
         if self._start_error:
@@ -104,6 +110,9 @@ class DragSession:
     @property
     def daemon_text(self) -> str:
         state = self.daemon_state
+        if state == "loading":
+            model = self.welcome_field("model")
+            return f"Daemon ready, loading the model{' ' + str(model) if model else ''}..."
         if state == "ready":
             model, device = self.welcome_field("model"), self.welcome_field("device")
             engine_state, error = self.welcome_field("state"), self.welcome_field("error")
@@ -111,8 +120,6 @@ class DragSession:
                 return error_text(str(error.get("code", "model_error")), str(error.get("message", "")),
                                   str(error.get("hint", "")))
             where = " on ".join(str(x) for x in (model, device) if x)
-            if engine_state == "loading model":
-                return f"Daemon ready, loading the model{' ' + str(model) if model else ''}..."
             status = "Daemon busy with this drag" if self.busy else "Daemon ready"
             return f"{status}: {where}." if where else f"{status}."
         if state == "starting":
