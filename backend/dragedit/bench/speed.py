@@ -289,18 +289,29 @@ def release_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def time_call(fn: Callable[[], Any], device, repeat: int) -> dict[str, float]:
-    """Median and minimum wall seconds, and median process CPU seconds, of ``repeat`` calls after a warm-up call."""
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        synchronize(device)
-        clock, cpu_clock = time.perf_counter(), time.process_time()
+def time_pair(full: Callable[[], Any], only: Callable[[], Any], device, repeat: int) -> dict[str, Any]:
+    """Time two calls alternately (so drifting load and allocator state hit both alike) after a warm-up of each.
+
+    Returns, per call, the median and minimum wall seconds and the median process CPU seconds, and
+    how much cheaper ``only`` is than ``full`` in wall and in CPU time.
+    """
+    calls = {"full": full, "feature_only": only}
+    samples: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in calls}
+    for fn in calls.values():
         fn()
-        synchronize(device)
-        wall.append(time.perf_counter() - clock)
-        cpu.append(time.process_time() - cpu_clock)
-    return {"median_s": statistics.median(wall), "min_s": min(wall), "cpu_median_s": statistics.median(cpu)}
+    for _ in range(repeat):
+        for name, fn in calls.items():
+            synchronize(device)
+            clock, cpu_clock = time.perf_counter(), time.process_time()
+            fn()
+            synchronize(device)
+            samples[name][0].append(time.perf_counter() - clock)
+            samples[name][1].append(time.process_time() - cpu_clock)
+    out: dict[str, Any] = {name: {"median_s": statistics.median(wall), "min_s": min(wall),
+                                  "cpu_median_s": statistics.median(cpu)} for name, (wall, cpu) in samples.items()}
+    out["saving"] = 1 - out["feature_only"]["median_s"] / out["full"]["median_s"]
+    out["cpu_saving"] = 1 - out["feature_only"]["cpu_median_s"] / out["full"]["cpu_median_s"]
+    return out
 
 
 def bench_passes(model, size: int, repeat: int) -> dict[str, Any]:
@@ -323,22 +334,12 @@ def bench_passes(model, size: int, repeat: int) -> dict[str, Any]:
 
     try:
         with torch.no_grad():
-            full = time_call(lambda: runner.eps_and_features(z, t, emb), model.device, repeat)
-            only = time_call(lambda: runner.features(z, t, emb), model.device, repeat)
-        full_step = time_call(lambda: step(True), model.device, repeat)
-        only_step = time_call(lambda: step(False), model.device, repeat)
+            forward = time_pair(lambda: runner.eps_and_features(z, t, emb), lambda: runner.features(z, t, emb),
+                                model.device, repeat)
+        drag_step = time_pair(lambda: step(True), lambda: step(False), model.device, repeat)
     finally:
         runner.close()
-    return {
-        "latent_size": side, "timestep": t, "repeat": repeat,
-        "forward": pass_saving(full, only), "forward_backward": pass_saving(full_step, only_step),
-    }
-
-
-def pass_saving(full: dict[str, float], only: dict[str, float]) -> dict[str, Any]:
-    """How much cheaper the feature-only pass is, in wall time and in CPU time."""
-    return {"full": full, "feature_only": only, "saving": 1 - only["median_s"] / full["median_s"],
-            "cpu_saving": 1 - only["cpu_median_s"] / full["cpu_median_s"]}
+    return {"latent_size": side, "timestep": t, "repeat": repeat, "forward": forward, "forward_backward": drag_step}
 
 
 # ---------------------------------------------------------------------------- output
