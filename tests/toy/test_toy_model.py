@@ -1,0 +1,81 @@
+"""The shipped toy model: a standard diffusers SD-1.5-layout folder, small, and actually trained."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dragedit.toy
+from dragedit.toy.scenes import random_images
+
+MODEL = Path(dragedit.toy.__file__).parent / "model"
+
+
+def test_the_folder_is_a_small_safetensors_diffusers_pipeline():
+    index = json.loads((MODEL / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        assert (MODEL / part).is_dir(), part
+    files = [p for p in MODEL.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]  # no pickles
+    assert sum(p.stat().st_size for p in files) < 50 * 1024**2
+    scheduler = json.loads((MODEL / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["_class_name"] == "DDIMScheduler"
+    assert (scheduler["beta_schedule"], scheduler["beta_start"], scheduler["beta_end"]) == ("scaled_linear", 0.00085, 0.012)
+    assert scheduler["num_train_timesteps"] == 1000 and scheduler["steps_offset"] == 1
+    assert scheduler["clip_sample"] is False and scheduler["set_alpha_to_one"] is False
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    from diffusers import StableDiffusionPipeline
+
+    torch.set_num_threads(1)
+    return StableDiffusionPipeline.from_pretrained(MODEL, safety_checker=None, requires_safety_checker=False)
+
+
+def test_plain_diffusers_loads_it_with_the_sd15_block_layout(pipeline):
+    unet = pipeline.unet
+    assert len(unet.up_blocks) >= 4 and unet.config.cross_attention_dim == pipeline.text_encoder.config.hidden_size
+    self_attention = [n for n, _ in unet.named_modules() if n.endswith("attn1")]
+    assert any(n.startswith("up_blocks.2.") for n in self_attention)
+    assert any(n.startswith("up_blocks.3.") for n in self_attention)
+    assert unet.config.sample_size * pipeline.vae_scale_factor == 128  # the native image size
+
+
+def test_up_blocks_2_features_exist_at_latent_resolution(pipeline):
+    captured = {}
+    hook = pipeline.unet.up_blocks[2].register_forward_hook(lambda m, i, o: captured.setdefault("f", o))
+    latents = torch.zeros(1, 4, 32, 32)
+    with torch.no_grad():
+        pipeline.unet(latents, 681, torch.zeros(1, 77, pipeline.text_encoder.config.hidden_size))
+    hook.remove()
+    assert captured["f"].shape[-2:] == (32, 32)
+
+
+def test_the_vae_was_trained_on_toy_scenes(pipeline):
+    """A random VAE gives ~10 dB; the trained one reconstructs unseen scenes well."""
+    images = torch.from_numpy(random_images(4, seed=12345)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        recon = pipeline.vae.decode(pipeline.vae.encode(images).latent_dist.mean).sample.clamp(-1, 1)
+    mse = float(((recon - images) / 2).pow(2).mean())
+    assert 10 * np.log10(1 / mse) > 22
+
+
+def test_the_unet_was_trained_to_predict_the_noise(pipeline):
+    """Epsilon prediction on noised latents of unseen scenes beats predicting zero by far."""
+    from diffusers import DDPMScheduler
+
+    images = torch.from_numpy(random_images(4, seed=54321)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        latents = pipeline.vae.encode(images).latent_dist.mean * pipeline.vae.config.scaling_factor
+        noise = torch.randn(latents.shape, generator=gen)
+        schedule = DDPMScheduler.from_config(pipeline.scheduler.config)
+        t = torch.tensor([100, 300, 500, 700])
+        context = pipeline.encode_prompt("", "cpu", 1, False)[0].expand(4, -1, -1)
+        pred = pipeline.unet(schedule.add_noise(latents, noise, t), t, context).sample
+    assert float((pred - noise).pow(2).mean()) < 0.5 * float(noise.pow(2).mean())
