@@ -21,7 +21,7 @@ from .cases import CASE_SIZE, DragCase, all_cases
 from .params import toy_params
 from .pictures import draw_arrows, draw_trajectory, enlarge
 
-DEMO_CASE = "move-long-0"  # a disc dragged 36 px to the right
+DEMO_CASE = "move-long-1-mask"  # a box dragged 36 px to the left inside a selection
 JOB_TIMEOUT_S = 1800.0
 READY_TIMEOUT_S = 300.0
 
