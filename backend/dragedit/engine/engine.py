@@ -12,7 +12,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -20,7 +20,8 @@ from safetensors import SafetensorError
 
 from .. import __version__
 from ..methods import METHODS, get_method
-from .api import CancelCheck, DragRequest, DragResult, EditError, EngineSettings, Progress, ProgressCallback
+from .api import (CancelCheck, DragRequest, DragResult, EditError, EngineSettings, JobCancelled, Progress,
+                  ProgressCallback)
 from .cache import DiskCache, MemoryCache, content_key
 from .context import RECON_ADAPTER, DragContext
 from .ddim import start_index, timesteps
@@ -39,6 +40,16 @@ def elapsed(since: float, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - since
+
+
+def phase_steps(phase: str, report: ProgressCallback, cancelled: CancelCheck) -> Callable[[int, int], None]:
+    """A per-step callback for a phase: stop if the job was cancelled, else report step i of n."""
+    def on_step(i: int, n: int) -> None:
+        if cancelled():
+            raise JobCancelled()
+        report(Progress(phase, i, n))
+
+    return on_step
 
 
 def default_cache_dir() -> Path:
@@ -178,14 +189,8 @@ class Engine:
             inversion_hit = trajectory is not None
             if trajectory is None:
                 up = list(reversed(all_steps[start:]))
-
-                def on_inversion_step(i: int, n: int) -> None:
-                    if cancelled():
-                        from .api import JobCancelled
-                        raise JobCancelled()
-                    report(Progress("inversion", i, n))
-
-                trajectory = ddim_invert(runner, model.scheduler, z0, emb, up, on_inversion_step)
+                trajectory = ddim_invert(runner, model.scheduler, z0, emb, up,
+                                         phase_steps("inversion", report, cancelled))
                 self.inversion_memory.put(inversion_key, trajectory)
             else:
                 report(Progress("inversion", 1, 1, cached=True))
@@ -249,15 +254,9 @@ class Engine:
         else:
             self._recon_in_unet = None
             generator = torch.Generator(device="cpu").manual_seed(int(key[:8], 16))
-
-            def on_step(i: int, n: int) -> None:
-                if cancelled():
-                    from .api import JobCancelled
-                    raise JobCancelled()
-                report(Progress("lora", i, n))
-
             state = train_reconstruction_lora(runner, model.scheduler, z0, emb, RECON_ADAPTER, rank, steps,
-                                              params["lora_lr"], params["lora_batch"], generator, on_step)
+                                              params["lora_lr"], params["lora_batch"], generator,
+                                              phase_steps("lora", report, cancelled))
             try:
                 self.lora_disk.put(key, lambda path: save_lora(state, path))
             except (OSError, SafetensorError) as exc:  # a full disk must not fail the edit
