@@ -116,7 +116,9 @@ def _engine_options(parser: argparse.ArgumentParser, model_help: str | None = No
                              "architecture and tokenizer (default: SD-1.5's configs from the hub)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (engine in this process)")
     parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="precision")
-    parser.add_argument("--work-size", type=int, default=512, help="short side of the working region (multiple of 8)")
+    parser.add_argument("--work-size", type=int, default=None,
+                        help="short side of the working region (multiple of 8; default: the model's native size, "
+                             "512 for SD-1.5, 128 for the toy model)")
 
 
 def _key_options(parser: argparse.ArgumentParser) -> None:
@@ -146,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def engine_settings(args: argparse.Namespace, cache_dir: Path | None = None):
     from .engine.api import DEFAULT_MODEL, EngineSettings
 
-    if args.work_size < 64 or args.work_size % 8:
+    if args.work_size is not None and (args.work_size < 64 or args.work_size % 8):
         raise UsageError(f"--work-size {args.work_size} must be a multiple of 8 of at least 64")
     return EngineSettings(model=args.model or DEFAULT_MODEL, model_config=args.model_config,
                           device=args.device, dtype=args.dtype, work_size=args.work_size,

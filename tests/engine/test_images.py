@@ -27,10 +27,27 @@ def test_small_selection_in_a_big_layer_gives_a_small_region():
     points = np.array([[2550.0, 1250.0], [2650.0, 1300.0]])
     region = plan_region(mask > 127, points, 512, 64, 8)
     assert region.x0 <= 2500 and region.x1 >= 2700 and region.y0 <= 1200 and region.y1 >= 1400
-    assert region.x1 - region.x0 < 400 and region.y1 - region.y0 < 400
-    assert min(region.work_w, region.work_h) == 512 and region.work_w % 64 == 0 and region.work_h % 64 == 0
+    # smaller than the working size: it takes more context instead of being scaled up
+    assert region.x1 - region.x0 == 512 and region.y1 - region.y0 == 512
+    assert (region.work_w, region.work_h) == (512, 512) and region.scale == (1.0, 1.0)
     back = region.to_image(region.to_work(points))
     assert np.allclose(back, points)
+
+
+def test_big_selection_is_scaled_down_to_the_working_size():
+    mask = np.zeros((3000, 4000), np.uint8)
+    mask[1000:2000, 1000:2400] = 255
+    region = plan_region(mask > 127, np.array([[1500.0, 1500.0], [1700.0, 1500.0]]), 512, 64, 8)
+    assert region.x0 <= 1000 and region.x1 >= 2400 and min(region.work_w, region.work_h) == 512
+    assert region.scale[0] < 0.5
+
+
+def test_selection_in_an_image_of_the_working_size_keeps_its_scale():
+    mask = np.zeros((128, 128), np.uint8)
+    mask[40:70, 50:90] = 255
+    region = plan_region(mask > 127, np.array([[60.0, 50.0], [75.0, 50.0]]), 128, 32, 4)
+    assert (region.x0, region.y0, region.x1, region.y1) == (0, 0, 128, 128)
+    assert region.scale == (1.0, 1.0)
 
 
 def test_thin_region_keeps_a_bounded_aspect():

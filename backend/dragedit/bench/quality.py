@@ -103,7 +103,7 @@ def _print_table(summaries: dict[str, dict[str, Any]]) -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dragedit bench quality", description=__doc__.split("\n")[0])
-    parser.add_argument("--method", default="all", help="a method name or 'all' (default)")
+    parser.add_argument("--method", default="all", help="a method name, several separated by commas, or 'all' (default)")
     parser.add_argument("--cases", type=int, default=None, help="run only this many cases, spread over all groups")
     parser.add_argument("--out", type=Path, default=Path("dragedit-quality"),
                         help="folder for the per-case pictures (default: ./dragedit-quality)")
@@ -114,6 +114,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter of every method run (repeatable), e.g. --set lora_steps=40")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="keep RecLoRAs and inversions here, so a rerun (or another method with the same LoRA "
+                             "settings) skips their training (default: a temporary folder)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (1 is fastest for the toy model on a busy machine)")
     return parser.parse_args(argv)
@@ -144,9 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = _overrides(args.set)
     cases = select_cases(args.cases)
     with tempfile.TemporaryDirectory(prefix="dragedit-quality-cache-") as cache:
-        engine = Engine(EngineSettings(model=args.model, device=args.device, work_size=CASE_SIZE, cache_dir=cache))
+        engine = Engine(EngineSettings(model=args.model, device=args.device, work_size=CASE_SIZE,
+                                       cache_dir=str(args.cache_dir or cache)))
         specs = {spec["name"]: spec for spec in engine.describe()["methods"]}
-        methods = list(specs) if args.method == "all" else [args.method]
+        methods = list(specs) if args.method == "all" else args.method.split(",")
         unknown = [m for m in methods if m not in specs]
         if unknown:
             print(f"error: unknown method '{unknown[0]}'. Known methods: {', '.join(specs)}, or 'all'.", file=sys.stderr)

@@ -81,7 +81,8 @@ class EngineSettings:
     folder or hub id that gives its architecture and tokenizer (None: diffusers' default, fetched
     from the hub once). device: "auto" | "cpu" | "cuda" | "cuda:N". dtype: "auto"
     (bf16/fp16 on a GPU, fp32 on CPU) | "fp32" | "fp16" | "bf16". work_size: the short side
-    of the region the model works on (a multiple of 8).
+    of the region the model works on (a multiple of 8); None: the model's native size (512 for
+    SD-1.5, 128 for the toy model).
     """
 
     model: str = DEFAULT_MODEL
@@ -89,6 +90,6 @@ class EngineSettings:
     device: str = "auto"
     dtype: str = "auto"
     cache_dir: str | None = None  # None: <user data folder>/cache
-    work_size: int = 512
+    work_size: int | None = None
     memory_cache_items: int = 8
     disk_cache_bytes: int = 2 * 1024**3

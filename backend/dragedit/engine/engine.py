@@ -85,7 +85,7 @@ class Engine:
             "model": self.model.source if self.model else self.settings.model,
             "model_loaded": self.model is not None,
             "dtype": str(self.model.dtype).replace("torch.", "") if self.model else self.settings.dtype,
-            "work_size": self.settings.work_size,
+            "work_size": self.settings.work_size or (self.model.native_size if self.model else None),
             "methods": [m.SPEC.as_dict() for m in METHODS.values()],
         }
         if device.type == "cuda":
@@ -158,7 +158,8 @@ class Engine:
         timings["load"] = time.perf_counter() - clock
 
         points = np.array([p for pair in request.points for p in pair], dtype=np.float64)
-        region = plan_region(editable, points, self.settings.work_size, model.size_multiple, params["feather"])
+        work_size = self.settings.work_size or model.native_size
+        region = plan_region(editable, points, work_size, model.size_multiple, params["feather"])
         work_rgb = crop_to_work(request.image, region)
         work_mask = mask_to_work(editable, region)
         feature_size = (region.work_h // 2, region.work_w // 2)

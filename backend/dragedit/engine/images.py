@@ -1,7 +1,7 @@
 """Any image, any size: crop a working region, scale it to the model's size, paste the result back.
 
-The region is the box around the editable mask and the points, grown by a context margin, scaled
-so its short side is the working size (sides multiples of what the model needs). The result is
+The region is the box around the editable mask and the points, grown by a context margin (and to
+at least the working size where the image allows), scaled so its short side is the working size (sides multiples of what the model needs). The result is
 scaled back and blended in with weights that are 1 inside the mask and fall to 0 over ``feather``
 pixels outside it: pixels outside the mask dilated by the feather are bit-identical to the input.
 """
@@ -73,8 +73,9 @@ def plan_region(editable: np.ndarray, points: np.ndarray, work_size: int, multip
     """Choose the box to work on and its working size.
 
     With the whole image editable the region is the whole image. Otherwise it is the mask's box grown
-    by max(min_margin, feather, margin_fraction x box size), clipped to the image; it grows further only
-    when a point lies outside it. So moving points inside the region keeps the same crop, and a repeated
+    by max(min_margin, feather, margin_fraction x box size), clipped to the image; it grows further
+    when a point lies outside it, and to at least the working size where the image allows (more
+    context rather than scaling content up beyond the model's native scale). So moving points inside the region keeps the same crop, and a repeated
     drag of the same layer and selection finds its RecLoRA and inversion in the caches.
     """
     height, width = editable.shape
@@ -91,6 +92,10 @@ def plan_region(editable: np.ndarray, points: np.ndarray, work_size: int, multip
         if px0 < x0 or py0 < y0 or px1 > x1 or py1 > y1:
             x0, y0 = max(0, min(x0, int(np.floor(px0)) - min_margin)), max(0, min(y0, int(np.floor(py0)) - min_margin))
             x1, y1 = min(width, max(x1, int(np.ceil(px1)) + min_margin)), min(height, max(y1, int(np.ceil(py1)) + min_margin))
+        # a box smaller than the working size takes more context instead of being scaled up, so
+        # content keeps the scale the model knows (and the model sees more of its surroundings)
+        x0, x1 = _grow(x0, x1, max(0, work_size - (x1 - x0)), width)
+        y0, y1 = _grow(y0, y1, max(0, work_size - (y1 - y0)), height)
         x0, y0, x1, y1 = _limit_aspect(x0, y0, x1, y1, width, height)
     rw, rh = x1 - x0, y1 - y0
     scale = work_size / min(rw, rh)

@@ -52,6 +52,11 @@ class DiffusionModel:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
+    def native_size(self) -> int:
+        """The image side the UNet was trained at (512 for SD-1.5, 128 for the toy model)."""
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
     def size_multiple(self) -> int:
         """Image sides must be multiples of this for the UNet's skip connections to line up."""
         return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
