@@ -80,6 +80,25 @@ def test_cached_runs_give_the_same_edit_as_an_uncached_one(tiny_model_dir, tmp_p
     _assert_same_edit(cold, warm)
 
 
+@pytest.mark.parametrize("method", ["dragdiffusion", "gooddrag", "draglora"])
+def test_cached_reference_row_gives_the_same_edit_with_fewer_rows(tiny_model_dir, tmp_path, method):
+    """A repeated drag replays the original row's mutual-attention keys/values instead of recomputing it."""
+    engine = _engine(tiny_model_dir, tmp_path / "cache")
+    request = _request(method)
+    engine.run(request)
+    assert len(engine.reference_memory) == 1
+    hits = engine.reference_memory.hits
+    replayed = engine.run(request)
+    assert engine.reference_memory.hits == hits + 1
+    engine.reference_memory.clear()
+    recomputed = engine.run(request)
+    assert len(engine.reference_memory) == 1
+    _assert_same_edit(replayed, recomputed)
+    if method == "draglora":  # its reference row is a pass of its own: one pass fewer per denoising step
+        steps = round(len(engine.model.scheduler.timesteps) * SHORT["inversion_strength"])  # denoising steps
+        assert recomputed.stats["unet_forward"] - replayed.stats["unet_forward"] == steps
+
+
 def test_reconstruction_lora_is_reloaded_after_another_image_or_a_cancelled_training(tiny_model_dir, tmp_path):
     engine = _engine(tiny_model_dir, tmp_path / "cache")
     first = engine.run(_request("dragdiffusion"))

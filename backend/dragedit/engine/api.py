@@ -92,4 +92,5 @@ class EngineSettings:
     cache_dir: str | None = None  # None: <user data folder>/cache
     work_size: int | None = None
     memory_cache_items: int = 8
+    reference_cache_items: int = 2  # images whose mutual-attention keys/values are kept (~0.8 GB each, SD-1.5 bf16)
     disk_cache_bytes: int = 2 * 1024**3

@@ -58,6 +58,7 @@ class DragContext:
     is_cancelled: Callable[[], bool]
     feature_to_image: Callable[[np.ndarray], np.ndarray]
     preview_every: int = 0
+    reference_cache: MemoryCache | None = None  # the original row's mutual-attention keys/values per image
     denoise_seconds: float = 0.0  # time spent in denoise(), so the engine can report drag and denoise apart
     trainable_adapters: set[str] = field(default_factory=set)
     _phase_start: dict[str, float] = field(default_factory=dict)
@@ -119,11 +120,14 @@ class DragContext:
     # ------------------------------------------------------------------ shared final phase
 
     def denoise(self, z_edited: torch.Tensor, from_index: int | None = None, z_original: torch.Tensor | None = None,
-                edit_adapter: str | None = None) -> torch.Tensor:
+                edit_adapter: str | None = None, reference_name: str | None = None) -> torch.Tensor:
         """Denoise [original, edited] from timesteps[from_index] with mutual self-attention.
 
         With ``edit_adapter`` the edited row runs with that adapter and the original row with the
         RecLoRA (two passes per step, keys/values recorded then replayed); otherwise one batch.
+        The original row's keys/values are cached per image: the inverted trajectory's row (no
+        ``z_original``) under "trajectory", another under ``reference_name`` (what makes it, so equal
+        names mean equal rows; None: not cached). A repeated drag then denoises the edited row alone.
         """
         if self.z0.is_cuda:  # the drag's queued GPU work belongs to the drag phase
             torch.cuda.synchronize(self.z0.device)
@@ -131,10 +135,15 @@ class DragContext:
         index = self.start if from_index is None else from_index
         steps = self.timesteps[index:]
         original = self.trajectory[self.timesteps[index]] if z_original is None else z_original
+        name = "trajectory" if z_original is None else reference_name
+        key = f"{self.memo_prefix}:reference:{name}:{index}"
+        cacheable = self.reference_cache is not None and name is not None
+        reference = self.reference_cache.get(key) if cacheable else None
+        record = [] if cacheable and reference is None else None
         switch = None
         if edit_adapter is not None:
-            def switch(reference: bool) -> None:
-                self.use_adapter(self.recon_adapter if reference else edit_adapter)
+            def switch(reference_row: bool) -> None:
+                self.use_adapter(self.recon_adapter if reference_row else edit_adapter)
         else:
             self.use_adapter(self.recon_adapter)
 
@@ -142,6 +151,9 @@ class DragContext:
             self.check_cancel()
             self.report("denoise", i, n, latent=latent)
 
-        latent = denoise_mutual(self.runner, self.model.scheduler, original, z_edited, self.emb, steps, on_step, switch)
+        latent = denoise_mutual(self.runner, self.model.scheduler, original, z_edited, self.emb, steps, on_step, switch,
+                                reference=reference, record=record)
+        if record is not None:  # complete: a cancelled denoise raised before this
+            self.reference_cache.put(key, record)
         self.denoise_seconds += time.perf_counter() - clock
         return latent

@@ -69,6 +69,7 @@ class Engine:
         self.lora_memory = MemoryCache(self.settings.memory_cache_items)
         self.inversion_memory = MemoryCache(self.settings.memory_cache_items)
         self.memo_memory = MemoryCache(4 * self.settings.memory_cache_items)
+        self.reference_memory = MemoryCache(self.settings.reference_cache_items)
         self._recon_in_unet: str | None = None  # cache key of the RecLoRA now in the UNet (None: unknown)
 
     # ------------------------------------------------------------------ information
@@ -103,12 +104,13 @@ class Engine:
                 "lora_disk_bytes": self.lora_disk.size_bytes(),
                 "inversion_items": len(self.inversion_memory),
                 "derived_items": len(self.memo_memory),
+                "reference_items": len(self.reference_memory),
             },
         }
 
     def release_memory(self) -> None:
         """Drop the in-memory caches (e.g. after an out-of-memory); the model stays loaded."""
-        for cache in (self.lora_memory, self.inversion_memory, self.memo_memory):
+        for cache in (self.lora_memory, self.inversion_memory, self.memo_memory, self.reference_memory):
             cache.clear()
         gc.collect()
         if torch.cuda.is_available():
@@ -210,7 +212,7 @@ class Engine:
                 handles=handles, targets=targets, editable=editable_latent, has_mask=request.mask is not None,
                 generator=generator, recon_adapter=recon, memo_cache=self.memo_memory, memo_prefix=inversion_key,
                 report_progress=report, is_cancelled=cancelled, feature_to_image=feature_to_image,
-                preview_every=request.preview_every,
+                preview_every=request.preview_every, reference_cache=self.reference_memory,
             )
             clock = time.perf_counter()
             outcome = method.drag(ctx, params)

@@ -24,6 +24,7 @@ class MutualAttentionState:
 
     mode: str = "batch"  # batch | record | replay
     store: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    keep: bool = False  # in batch mode, also store the reference row's keys/values (to cache them)
 
 
 class MutualSelfAttnProcessor:
@@ -42,6 +43,8 @@ class MutualSelfAttnProcessor:
         value = attn.to_v(hidden_states)
         mode = self.state.mode
         if mode == "batch":
+            if self.state.keep:  # copies: a view would hold the whole batch's tensors
+                self.state.store[self.name] = (key[:1].detach().clone(), value[:1].detach().clone())
             key, value = key[:1].expand_as(key), value[:1].expand_as(value)
         elif mode == "record":
             self.state.store[self.name] = (key.detach(), value.detach())

@@ -104,5 +104,5 @@ def drag(ctx: DragContext, p: dict) -> DragOutcome:
         if stop or done_ops >= total_ops:
             break
     resume = ctx.start + len(log)
-    latent = ctx.denoise(z, from_index=resume, z_original=z_original)
+    latent = ctx.denoise(z, from_index=resume, z_original=z_original, reference_name=f"gooddrag-original:{n_steps}")
     return DragOutcome(latent, handles, {"drag_operations": done_ops, "drag_timesteps": log})
