@@ -50,8 +50,8 @@ def test_repeated_drag_is_served_from_the_caches(bench_run):
     _, report, _ = bench_run
     for method, summary in report["methods"].items():
         first, repeat = summary["runs"]
-        assert first["cache_hits"] == {"lora": False, "inversion": False, "derived": False}
-        assert repeat["cache_hits"]["lora"] and repeat["cache_hits"]["inversion"]
+        assert first["cache_hits"] == {"lora": False, "inversion": False, "derived": False, "reference": False}
+        assert repeat["cache_hits"]["lora"] and repeat["cache_hits"]["inversion"] and repeat["cache_hits"]["reference"]
         # No RecLoRA training and no inversion: exactly those passes are gone.
         assert first["counts"]["unet_backward"] - repeat["counts"]["unet_backward"] == LORA_STEPS
         assert first["counts"]["unet_forward"] - repeat["counts"]["unet_forward"] >= LORA_STEPS + INVERSION_STEPS

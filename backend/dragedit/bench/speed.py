@@ -2,7 +2,7 @@
 
 For each method a fresh engine (empty caches in a temporary folder) drags one synthetic image; the
 same request is then repeated, which is served from the caches (RecLoRA, inversion, the per-image
-derived values) and goes straight to the drag loop. Every run reports the phases (load, lora,
+derived values, the original row's mutual-attention keys/values) and goes straight to the drag loop. Every run reports the phases (load, lora,
 inversion, drag, denoise incl. VAE decode, other = encode/crop/paste), the end-to-end wall time,
 the process CPU time (with one thread, the figure that other work on a shared machine does not
 inflate), the UNet forward, feature-only forward and backward counts, the cache hits and the peak
@@ -237,7 +237,7 @@ def synchronize(device) -> None:
 
 def run_once(engine, request, label: str, memory: PeakMemory) -> dict[str, Any]:
     """One Engine.run, measured: phase times, wall time, pass counts, cache hits, peak memory."""
-    derived_hits = engine.memo_memory.hits
+    derived_hits, reference_hits = engine.memo_memory.hits, engine.reference_memory.hits
     memory.reset()
     clock, cpu_clock = time.perf_counter(), time.process_time()
     result = engine.run(request)
@@ -247,6 +247,7 @@ def run_once(engine, request, label: str, memory: PeakMemory) -> dict[str, Any]:
     phases["other"] = max(0.0, wall - sum(phases.values()))
     hits = dict(result.cache_hits)
     hits["derived"] = engine.memo_memory.hits > derived_hits
+    hits["reference"] = engine.reference_memory.hits > reference_hits
     stats = {k: v for k, v in result.stats.items() if k not in COUNTS and k not in ("region", "work_size")}
     return {
         "run": label, "phases": phases, "total": wall, "edit": wall - phases["load"], "cpu_time": cpu,
