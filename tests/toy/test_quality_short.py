@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import json
 
+import math
+
 from dragedit.bench import quality
+from dragedit.toy.cases import all_cases
+from dragedit.toy.measure import CaseScore
 from dragedit.toy.params import toy_params
 
 
@@ -15,6 +19,24 @@ def test_toy_params_scale_only_the_spatial_defaults():
     assert toy_params(spec) == {"r1": 1, "r2": 3, "beta": 1.0}
     dragdiffusion = {"params": [{"name": "r1", "type": "int", "default": 1}, {"name": "r2", "type": "int", "default": 3}]}
     assert toy_params(dragdiffusion) == {"r1": 1, "r2": 3}
+
+
+def _run(case, moved: float, psnr_db: float) -> quality.CaseRun:
+    score = CaseScore([(0.0, 0.0)], [10 * (1 - moved)], [10.0], moved, psnr_db, moved > 0.9)
+    return quality.CaseRun(case, score, 1.0, {})
+
+
+def test_summary_splits_masked_unmasked_move_and_stretch():
+    cases = {c.name: c for c in all_cases()}
+    runs = [_run(cases["move-short-0"], 0.5, 20.0), _run(cases["move-short-1-mask"], 1.0, math.inf),
+            _run(cases["stretch-1-mask"], 0.0, 40.0)]
+    summary = quality.summarise(runs)
+    groups = summary["groups"]
+    assert {name: g["cases"] for name, g in groups.items()} == {"masked": 2, "unmasked": 1, "move": 2, "stretch": 1}
+    assert groups["masked"]["moved_fraction"] == 0.5 and groups["masked"]["success_fraction"] == 0.5
+    assert groups["unmasked"]["psnr_outside_db"] == 20.0
+    assert groups["masked"]["psnr_outside_db"] == 43.01  # pooled MSE: the identical case adds zero error
+    assert groups["move"]["moved_fraction"] == 0.75 and summary["moved_fraction"] == 0.5
 
 
 def test_an_unknown_method_is_a_clear_error(tmp_path, capsys):
@@ -31,6 +53,7 @@ def test_dragdiffusion_moves_content_towards_the_target(tmp_path):
     for key in ("mean_distance_px", "moved_fraction", "psnr_outside_db", "success_fraction", "seconds_per_case"):
         assert key in numbers
     assert numbers["cases"] == 2
+    assert {name: g["cases"] for name, g in numbers["groups"].items()} == {"unmasked": 2, "move": 2}
     assert numbers["moved_fraction"] > 0.25, numbers  # measured with the ground truth, not the method's tracker
     assert numbers["mean_distance_px"] < numbers["mean_initial_distance_px"]
     for case in numbers["per_case"]:

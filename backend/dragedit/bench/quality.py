@@ -55,21 +55,38 @@ def _rounded_db(value: float) -> float | None:
     return None if math.isinf(value) else round(value, 2)  # JSON has no infinity: null = identical
 
 
+def _pooled_psnr_db(runs: list[CaseRun]) -> float | None:
+    """PSNR of the mean squared error over every case's outside pixels (None: all identical)."""
+    pooled = float(np.mean([10 ** (-r.score.psnr_outside_db / 10) for r in runs]))  # relative to 255^2
+    return None if pooled == 0 else round(-10 * math.log10(pooled), 2)
+
+
+def _groups(runs: list[CaseRun]) -> dict[str, list[CaseRun]]:
+    """The runs split by whether the case had a mask and by kind (move / stretch)."""
+    groups = {"masked": [r for r in runs if r.case.masked], "unmasked": [r for r in runs if not r.case.masked]}
+    for kind in ("move", "stretch"):
+        groups[kind] = [r for r in runs if r.case.kind == kind]
+    return {name: members for name, members in groups.items() if members}
+
+
 def summarise(runs: list[CaseRun]) -> dict[str, Any]:
-    """The per-method numbers. PSNR is pooled: the mean squared error over every case's outside pixels."""
-    mses = [10 ** (-r.score.psnr_outside_db / 10) for r in runs]  # relative to 255^2; inf dB -> 0
-    pooled = float(np.mean(mses))
+    """The per-method numbers, overall and per group (masked / unmasked, move / stretch)."""
     return {
         "cases": len(runs),
         "mean_distance_px": round(float(np.mean([r.score.mean_distance_px for r in runs])), 3),
         "mean_initial_distance_px": round(float(np.mean([np.mean(r.score.initial_distances_px) for r in runs])), 3),
         "moved_fraction": round(float(np.mean([r.score.moved_fraction for r in runs])), 4),
-        "psnr_outside_db": None if pooled == 0 else round(-10 * math.log10(pooled), 2),
+        "psnr_outside_db": _pooled_psnr_db(runs),
         "min_psnr_outside_db": _rounded_db(min(r.score.psnr_outside_db for r in runs)),
         "success_fraction": round(float(np.mean([r.score.success for r in runs])), 4),
         "success_px": SUCCESS_PX,
         "seconds_per_case": round(float(np.mean([r.seconds for r in runs])), 3),
         "seconds_total": round(float(np.sum([r.seconds for r in runs])), 2),
+        "groups": {name: {"cases": len(members),
+                          "moved_fraction": round(float(np.mean([r.score.moved_fraction for r in members])), 4),
+                          "psnr_outside_db": _pooled_psnr_db(members),
+                          "success_fraction": round(float(np.mean([r.score.success for r in members])), 4)}
+                   for name, members in _groups(runs).items()},
     }
 
 
@@ -99,6 +116,11 @@ def _print_table(summaries: dict[str, dict[str, Any]]) -> None:
         psnr = "inf" if s["psnr_outside_db"] is None else f"{s['psnr_outside_db']:.1f}"
         print(f"{method:<15}{s['cases']:>6}{s['mean_distance_px']:>9.2f}{s['mean_initial_distance_px']:>9.2f}"
               f"{s['moved_fraction']:>8.2f}{psnr:>10}{s['success_fraction']:>9.2f}{s['seconds_per_case']:>8.1f}")
+    print(f"\n{'method':<15}{'group':<10}{'cases':>6}{'moved':>8}{'PSNR out':>10}{'success':>9}")
+    for method, s in summaries.items():
+        for name, g in s["groups"].items():
+            psnr = "inf" if g["psnr_outside_db"] is None else f"{g['psnr_outside_db']:.1f}"
+            print(f"{method:<15}{name:<10}{g['cases']:>6}{g['moved_fraction']:>8.2f}{psnr:>10}{g['success_fraction']:>9.2f}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
