@@ -4,9 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from peft.tuners.tuners_utils import BaseTunerLayer
 
 from dragedit.engine import Engine
+from dragedit.engine import lora as lora_module
 from dragedit.engine.api import DragRequest, EditError, EngineSettings, JobCancelled
+from dragedit.engine.lora import lora_parameters
 from dragedit.methods import draglora
 from dragedit.methods.draglora import SPEC, Switching
 
@@ -143,7 +146,16 @@ def test_fast_variant_tracks_in_the_angle_closer_region(engine, monkeypatch):
     assert regions and set(regions) == {("angle", 30.0)}
 
 
-def test_end_to_end_with_a_mask(engine):
+def _assert_drag_adapter_at_rest(engine) -> None:
+    """After a drag the drag adapter stays in the UNet for the next one, frozen and inactive."""
+    unet = engine.model.unet
+    assert "drag" in unet.peft_config
+    assert not any(p.requires_grad for p in lora_parameters(unet, "drag"))
+    layers = [m for m in unet.modules() if isinstance(m, BaseTunerLayer)]
+    assert layers and all(layer.active_adapters == ["recon"] for layer in layers)
+
+
+def test_end_to_end_with_a_mask(engine, monkeypatch):
     image, mask = _image(3), _mask()
     progress = []
     request = DragRequest(image, [((20.0, 30.0), (40.0, 30.0))], "draglora", {**FAST, "drag_steps": 4},
@@ -160,9 +172,13 @@ def test_end_to_end_with_a_mask(engine):
     assert drag and all(p.total == 4 for p in drag) and drag[-1].step == 4
     assert all(p.preview is not None and p.preview.ndim == 3 and p.handles for p in drag)
     assert [p.step for p in progress if p.phase == "denoise"][-1] == 15
-    assert "drag" not in engine.model.unet.peft_config  # the drag adapter is gone afterwards
+    _assert_drag_adapter_at_rest(engine)
 
+    injected = []
+    real_add_lora = lora_module.add_lora
+    monkeypatch.setattr(lora_module, "add_lora", lambda *a, **k: injected.append(a[1]) or real_add_lora(*a, **k))
     second = engine.run(request)
+    assert injected == []  # the kept drag adapter is overwritten in place, not injected again
     assert second.cache_hits == {"lora": True, "inversion": True}
     assert np.array_equal(first.image, second.image)  # same seed, same output
     assert second.handles == first.handles
@@ -184,4 +200,4 @@ def test_cancels_between_iterations(engine):
     with pytest.raises(JobCancelled):
         engine.run(request, seen.append, is_cancelled=lambda: any(p.phase == "drag" and p.step >= 2 for p in seen))
     assert max(p.step for p in seen if p.phase == "drag") == 2
-    assert "drag" not in engine.model.unet.peft_config
+    _assert_drag_adapter_at_rest(engine)

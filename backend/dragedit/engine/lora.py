@@ -73,6 +73,19 @@ def _lora_layers(unet) -> list:
     return cached[1]
 
 
+def copy_adapter(unet, source: str, target: str, rank: int) -> None:
+    """Make adapter ``target`` a copy of ``source``: in place when it already exists with this rank
+    (no peft re-injection, which walks the whole UNet), otherwise created first."""
+    config = getattr(unet, "peft_config", {}).get(target)
+    if config is None or config.r != rank:
+        add_lora(unet, target, rank)
+    with torch.no_grad():
+        for layer in _lora_layers(unet):
+            for weights in (layer.lora_A, layer.lora_B):
+                if source in weights:
+                    weights[target].weight.copy_(weights[source].weight)
+
+
 def lora_parameters(unet, name: str) -> list[torch.nn.Parameter]:
     return [p for n, p in unet.named_parameters() if f".{name}." in n and "lora_" in n]
 

@@ -41,7 +41,7 @@ from ..engine.context import DragContext, DragOutcome
 from ..engine.dds import dds_gradient, dds_loss
 from ..engine.ddim import ddim_step, predict_x0
 from ..engine.ilfa import adapt_latent
-from ..engine.lora import add_lora, load_lora_state, lora_parameters, lora_state
+from ..engine.lora import add_lora, copy_adapter, lora_parameters
 from ..engine.losses import mask_loss, motion_directions, motion_loss
 from ..engine.patches import sample_points
 from ..engine.tracking import track_points
@@ -115,12 +115,16 @@ class Switching:
 
 
 def start_drag_adapter(ctx: DragContext, rank: int) -> list[torch.nn.Parameter]:
-    """Create the drag adapter as a copy of the RecLoRA (or a zero-effect one without it) and activate it."""
+    """Make the drag adapter a copy of the RecLoRA (or a zero-effect one without it) and activate it.
+
+    The adapter stays in the UNet between drags (frozen, inactive), so the next drag overwrites its
+    weights in place instead of injecting a new adapter into every attention layer.
+    """
     unet = ctx.model.unet
     if ctx.recon_adapter is None:
         add_lora(unet, DRAG_ADAPTER, rank, ctx.generator)
     else:
-        load_lora_state(unet, DRAG_ADAPTER, lora_state(unet, ctx.recon_adapter), rank)
+        copy_adapter(unet, ctx.recon_adapter, DRAG_ADAPTER, rank)
     ctx.trainable_adapters.add(DRAG_ADAPTER)
     ctx.use_adapter(DRAG_ADAPTER)
     return lora_parameters(unet, DRAG_ADAPTER)
@@ -137,7 +141,6 @@ def drag(ctx: DragContext, p: dict) -> DragOutcome:
         for param in params:
             param.requires_grad_(False)
         ctx.use_adapter(ctx.recon_adapter)
-        unet.delete_adapters(DRAG_ADAPTER)
 
 
 def _drag_and_denoise(ctx: DragContext, p: dict, params: list[torch.nn.Parameter]) -> DragOutcome:
