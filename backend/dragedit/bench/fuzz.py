@@ -16,10 +16,8 @@ import json
 import math
 import random
 import sys
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -28,6 +26,7 @@ import zmq
 from dragedit_protocol import messages
 
 from ..daemon.process import DaemonProcess
+from .load import bench_daemon
 
 KINDS = ("random_bytes", "truncated", "mutated", "wrong_field", "nasty", "valid")
 WEIGHTS = (15, 15, 20, 35, 10, 5)
@@ -287,18 +286,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--method", default="dragdiffusion", help="method named in valid submits")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="dragedit-bench-fuzz-") as scratch:
-        daemon = None
-        if not args.endpoint:
-            from .load import start_daemon
-
-            daemon = start_daemon(Path(scratch), args.model)
-        try:
-            endpoint = args.endpoint or daemon.endpoint
-            warm_up(endpoint, args.method)  # so that memory growth is not the engine's first-job allocations
-            report = run_fuzz(endpoint, args.messages, args.seed, args.method, daemon, progress=True)
-        finally:
-            if daemon is not None:
-                daemon.stop()
+    with bench_daemon(args.endpoint, args.model, "fuzz") as (endpoint, daemon):
+        warm_up(endpoint, args.method)  # so that memory growth is not the engine's first-job allocations
+        report = run_fuzz(endpoint, args.messages, args.seed, args.method, daemon, progress=True)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["daemon_crashes"] == 0 and report["unanswered"] == 0 else 1

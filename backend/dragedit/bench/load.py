@@ -15,8 +15,9 @@ import statistics
 import tempfile
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -48,17 +49,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="dragedit-bench-load-") as scratch:
-        daemon = None if args.endpoint else start_daemon(Path(scratch), args.model)
-        endpoint = args.endpoint or daemon.endpoint
-        try:
-            report = run_load(endpoint, args, daemon)
-        finally:
-            if daemon is not None:
-                daemon.stop()
+    with bench_daemon(args.endpoint, args.model, "load") as (endpoint, daemon):
+        report = run_load(endpoint, args, daemon)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     ok = report["completed"] == report["submitted"] and report["lost"] == report["duplicated"] == 0
     return 0 if ok else 1
+
+
+@contextmanager
+def bench_daemon(endpoint: str | None, model: str | None, bench: str) -> Iterator[tuple[str, DaemonProcess | None]]:
+    """(endpoint, process) of the daemon a benchmark measures: the one running at ``endpoint``, or
+    one started in a scratch folder for the benchmark and stopped afterwards (process None: not ours)."""
+    if endpoint:
+        yield endpoint, None
+        return
+    with tempfile.TemporaryDirectory(prefix=f"dragedit-bench-{bench}-") as scratch:
+        daemon = start_daemon(Path(scratch), model)
+        try:
+            yield daemon.endpoint, daemon
+        finally:
+            daemon.stop()
 
 
 def start_daemon(scratch: Path, model: str | None) -> DaemonProcess:
