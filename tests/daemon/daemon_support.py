@@ -1,17 +1,40 @@
-"""Helpers shared by the daemon tests: drive clients until a condition holds, build test images."""
+"""Helpers shared by the daemon tests: run a daemon, drive clients until a condition holds, build
+test images."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
+from dragedit.config import Paths
+from dragedit.daemon import Daemon, DaemonOptions
+from dragedit.engine.api import EngineSettings
 from dragedit_protocol.client import DaemonClient
 
 # the cheapest real-engine job (no LoRA, one inversion step, one drag step), and a long one to cancel or
 # kill: its LoRA phase runs for minutes (the drag phase may end early, once the handles arrive)
 FAST = {"lora_steps": 0, "drag_steps": 1, "inversion_strength": 0.02}
 SLOW = {"lora_steps": 2000, "drag_steps": 1, "inversion_strength": 0.02}
+
+@contextmanager
+def engine_daemon_in_thread(model_dir: Path, home: Path, engine_factory: Callable) -> Iterator[Daemon]:
+    """A daemon on a free loopback port whose engine (made by ``engine_factory``) runs the tiny model
+    on the CPU at 64 px, in a thread; stopped afterwards, and its thread must have ended."""
+    paths = Paths(home).make()
+    settings = EngineSettings(model=str(model_dir), device="cpu", dtype="fp32", work_size=64,
+                              cache_dir=str(paths.cache))
+    daemon = Daemon(DaemonOptions(endpoint="tcp://127.0.0.1:*", settings=settings, paths=paths), engine_factory)
+    thread = daemon.start_in_thread()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+
 
 def pump(clients: list[DaemonClient], until: Callable[[list[dict]], bool], timeout_s: float = 60.0) -> list[dict]:
     """Poll the clients, collecting (client index, message) until ``until(messages)`` holds."""

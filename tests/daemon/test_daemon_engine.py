@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon_support import FAST, SLOW, all_final, final, photo, pump, ready, submit
+from daemon_support import FAST, SLOW, all_final, engine_daemon_in_thread, final, photo, pump, ready, submit
 from dragedit.cli import create_engine
-from dragedit.config import Paths
-from dragedit.daemon import Daemon, DaemonOptions
 from dragedit.engine.api import EngineSettings
 from dragedit_protocol.client import DaemonClient
 
@@ -39,15 +37,8 @@ class FaultyEngine:
 @pytest.fixture(scope="module")
 def engine_daemon(tiny_model_dir, tmp_path_factory):
     """One daemon with the real engine for the whole module (loading the model is the slow part)."""
-    paths = Paths(tmp_path_factory.mktemp("engine-home")).make()
-    settings = EngineSettings(model=str(tiny_model_dir), device="cpu", dtype="fp32", work_size=64,
-                              cache_dir=str(paths.cache))
-    daemon = Daemon(DaemonOptions(endpoint="tcp://127.0.0.1:*", settings=settings, paths=paths), FaultyEngine)
-    thread = daemon.start_in_thread()
-    yield daemon
-    daemon.stop()
-    thread.join(timeout=60)
-    assert not thread.is_alive()
+    with engine_daemon_in_thread(tiny_model_dir, tmp_path_factory.mktemp("engine-home"), FaultyEngine) as daemon:
+        yield daemon
 
 
 @pytest.fixture

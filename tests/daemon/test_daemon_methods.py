@@ -6,11 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon_support import final, photo, pump, ready
-from dragedit.config import Paths
-from dragedit.daemon import Daemon, DaemonOptions
+from daemon_support import engine_daemon_in_thread, final, photo, pump, ready
 from dragedit.engine import Engine
-from dragedit.engine.api import EngineSettings
 from dragedit.engine.images import blend_weights
 from dragedit.methods import METHODS
 from tests.method_params import FAST_PARAMS, same_edit
@@ -18,14 +15,8 @@ from tests.method_params import FAST_PARAMS, same_edit
 
 @pytest.fixture(scope="module")
 def daemon(tiny_model_dir, tmp_path_factory):
-    paths = Paths(tmp_path_factory.mktemp("methods-home")).make()
-    settings = EngineSettings(model=str(tiny_model_dir), device="cpu", dtype="fp32", work_size=64,
-                              cache_dir=str(paths.cache))
-    daemon = Daemon(DaemonOptions(endpoint="tcp://127.0.0.1:*", settings=settings, paths=paths), Engine)
-    thread = daemon.start_in_thread()
-    yield daemon
-    daemon.stop()
-    thread.join(timeout=60)
+    with engine_daemon_in_thread(tiny_model_dir, tmp_path_factory.mktemp("methods-home"), Engine) as daemon:
+        yield daemon
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
