@@ -2,13 +2,14 @@
 
 For each method a fresh engine (empty caches in a temporary folder) drags one synthetic image; the
 same request is then repeated, which is served from the caches (RecLoRA, inversion, the per-image
-derived values, the original row's mutual-attention keys/values) and goes straight to the drag loop. Every run reports the phases (load, lora,
-inversion, drag, denoise incl. VAE decode, other = encode/crop/paste), the end-to-end wall time,
-the process CPU time (with one thread, the figure that other work on a shared machine does not
-inflate), the UNet forward, feature-only forward and backward counts, the cache hits and the peak
-memory during the run (CPU resident set; GPU allocated and reserved on a GPU). Before the methods,
-a full UNet pass and a feature-only pass (stopping after up_blocks[2]) are timed alone and inside a
-gradient step. Phase times come from the engine, which synchronises a GPU at each phase boundary.
+derived values, the original row's mutual-attention keys/values) and goes straight to the drag loop.
+Every run reports the phases (load, lora, inversion, drag, denoise incl. VAE decode, other =
+encode/crop/paste), the end-to-end wall time, the process CPU time (with one thread, the figure that
+other work on a shared machine does not inflate), the UNet forward, feature-only forward and
+backward counts, the cache hits and the peak memory during the run (CPU resident set; GPU allocated
+and reserved on a GPU). Before the methods, a full UNet pass and a feature-only pass (stopping after
+up_blocks[2]) are timed alone and inside a gradient step. Phase times come from the engine, which
+synchronises a GPU at each phase boundary.
 
 Models: ``tiny`` (a few MB, built once), ``sd15-random`` (the real SD-1.5 architecture with random
 weights, about 4 GB in fp32, built once when first asked for: timing and memory do not depend on the

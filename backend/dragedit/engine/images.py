@@ -1,9 +1,10 @@
 """Any image, any size: crop a working region, scale it to the model's size, paste the result back.
 
 The region is the box around the editable mask and the points, grown by a context margin (and to
-at least the working size where the image allows), scaled so its short side is the working size (sides multiples of what the model needs). The result is
-scaled back and blended in with weights that are 1 inside the mask and fall to 0 over ``feather``
-pixels outside it: pixels outside the mask dilated by the feather are bit-identical to the input.
+at least the working size where the image allows), scaled so its short side is the working size
+(sides multiples of what the model needs). The result is scaled back and blended in with weights
+that are 1 inside the mask and fall to 0 over ``feather`` pixels outside it: pixels outside the mask
+dilated by the feather are bit-identical to the input.
 """
 from __future__ import annotations
 
@@ -75,8 +76,9 @@ def plan_region(editable: np.ndarray, points: np.ndarray, work_size: int, multip
     With the whole image editable the region is the whole image. Otherwise it is the mask's box grown
     by max(min_margin, feather, margin_fraction x box size), clipped to the image; it grows further
     when a point lies outside it, and to at least the working size where the image allows (more
-    context rather than scaling content up beyond the model's native scale). So moving points inside the region keeps the same crop, and a repeated
-    drag of the same layer and selection finds its RecLoRA and inversion in the caches.
+    context rather than scaling content up beyond the model's native scale). So moving points inside
+    the region keeps the same crop, and a repeated drag of the same layer and selection finds its
+    RecLoRA and inversion in the caches.
     """
     height, width = editable.shape
     if editable.all():
