@@ -53,7 +53,7 @@ def test_dragdiffusion_moves_content_towards_the_target(tmp_path):
     for key in ("mean_distance_px", "moved_fraction", "psnr_outside_db", "success_fraction", "seconds_per_case"):
         assert key in numbers
     assert numbers["cases"] == 2
-    assert {name: g["cases"] for name, g in numbers["groups"].items()} == {"unmasked": 2, "move": 2}
+    assert {name: g["cases"] for name, g in numbers["groups"].items()} == {"unmasked": 1, "masked": 1, "move": 2}
     assert numbers["moved_fraction"] > 0.25, numbers  # measured with the ground truth, not the method's tracker
     assert numbers["mean_distance_px"] < numbers["mean_initial_distance_px"]
     for case in numbers["per_case"]:

@@ -111,6 +111,10 @@ def test_psnr_outside_sees_changes_outside_the_edit_region_only():
 def test_select_cases_spreads_over_the_groups():
     picked = select_cases(4)
     assert len(picked) == 4 and {c.kind for c in picked} == {"move", "stretch"}
+    for count in (2, 4, 8, 16):  # the cases alternate unmasked / masked: a subset must not take only one kind
+        picked = select_cases(count)
+        assert len({c.name for c in picked}) == count
+        assert sum(c.masked for c in picked) == count // 2, [c.name for c in picked]
     assert select_cases(None) == list(all_cases())
     with pytest.raises(ValueError):
         select_cases(0)

@@ -222,11 +222,17 @@ def all_cases() -> tuple[DragCase, ...]:
 
 
 def select_cases(count: int | None = None) -> list[DragCase]:
-    """The first `count` cases spread over all groups (every k-th case), or all of them."""
+    """`count` cases spread over all groups (about every k-th case), alternately without and with a
+    mask, or all of them."""
     cases = list(all_cases())
     if count is None or count >= len(cases):
         return cases
     if count < 1:
         raise ValueError("the number of cases must be at least 1")
     step = len(cases) / count
-    return [cases[int(i * step)] for i in range(count)]
+    picked = []
+    for i in range(count):
+        start = int(i * step)
+        nearby = cases[start:start + max(2, int(step))]
+        picked.append(next((c for c in nearby if c.masked == (i % 2 == 1)), cases[start]))
+    return picked
