@@ -146,11 +146,14 @@ def run_in_krita(script: Path, plugin_dirs: list[Path], env: dict[str, str], fix
                 install.set_krita_plugin_enabled(kritarc, desktop.stem, True)  # Krita rewrites it on exit
         runtime = KRITA_HOME / "runtime"
         runtime.mkdir(mode=0o700, exist_ok=True)
+        temp = KRITA_HOME / "tmp"  # Krita's swap and frame-cache files, which it leaves when stopped
+        shutil.rmtree(temp, ignore_errors=True)
+        temp.mkdir()
         log_path = KRITA_HOME / "e2e.log"
         log_path.unlink(missing_ok=True)
         with xvfb() as display:
             full_env = _editor_env({
-                "HOME": str(KRITA_HOME), "XDG_RUNTIME_DIR": str(runtime), "DISPLAY": display,
+                "HOME": str(KRITA_HOME), "XDG_RUNTIME_DIR": str(runtime), "TMPDIR": str(temp), "DISPLAY": display,
                 "DRAGEDIT_E2E_SCRIPT": str(Path(script).resolve()), "DRAGEDIT_E2E_LOG": str(log_path),
                 "DRAGEDIT_E2E_TIMEOUT_S": str(timeout_s), **env,
             })
