@@ -79,3 +79,13 @@ def test_the_unet_was_trained_to_predict_the_noise(pipeline):
         context = pipeline.encode_prompt("", "cpu", 1, False)[0].expand(4, -1, -1)
         pred = pipeline.unet(schedule.add_noise(latents, noise, t), t, context).sample
     assert float((pred - noise).pow(2).mean()) < 0.5 * float(noise.pow(2).mean())
+
+
+def test_training_timesteps_keep_the_shipped_stream_and_can_favour_low_noise():
+    """Share 0 draws exactly what the shipped model was trained with; 0.5 puts half the batch below t=300."""
+    from dragedit.toy.train import _training_timesteps
+
+    uniform = torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(_training_timesteps(64, 1000, 0.0, torch.Generator().manual_seed(3)), uniform)
+    favoured = _training_timesteps(64, 1000, 0.5, torch.Generator().manual_seed(3))
+    assert favoured.shape == (64,) and bool((favoured[:32] < 300).all()) and favoured.max() < 1000

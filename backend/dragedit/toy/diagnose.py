@@ -88,6 +88,23 @@ class Checker:
         return F.interpolate(captured["f"], size=(size, size), mode="bilinear", align_corners=False)
 
 
+@torch.no_grad()
+def noise_prediction_errors(checker: Checker, z: torch.Tensor, timesteps=(101, 381, 681)) -> dict[int, tuple[float, float]]:
+    """Per timestep: (MSE of the predicted noise, std of the predicted noise) on freshly noised latents.
+
+    A well-trained model predicts noise of std ~1 at every level; a too-small prediction at low noise is
+    what makes DDIM inversion land off-distribution.
+    """
+    out = {}
+    gen = torch.Generator().manual_seed(1)
+    for t in timesteps:
+        noise = torch.randn(z.shape, generator=gen)
+        noisy = checker.forward.add_noise(z, noise, torch.tensor([t]))
+        pred = checker._eps(noisy, t)
+        out[t] = (float(F.mse_loss(pred, noise)), float(pred.std()))
+    return out
+
+
 def tracking_errors(checker: Checker) -> list[float]:
     """Per case and point: image-pixel distance from the best feature match to the target."""
     errors = []
@@ -115,10 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     x = _to_tensor(images)
     z = checker.encode(x)
     recon = _to_pixels(checker.decode(z))
-    round_trip = _to_pixels(checker.decode(checker.denoise(checker.invert(z))))
+    inverted = checker.invert(z)
+    round_trip = _to_pixels(checker.decode(checker.denoise(inverted)))
     samples = _to_pixels(checker.decode(checker.denoise(torch.randn_like(z), 50)))
     print(f"VAE reconstruction PSNR: {_psnr(images, recon):.2f} dB")
     print(f"inversion to t=681 and back (no LoRA) PSNR: {_psnr(images, round_trip):.2f} dB")
+    alpha = float(checker.forward.alphas_cumprod[681])
+    expected = float(torch.sqrt(alpha * z.var() + 1 - alpha))
+    print(f"inverted latent std {float(inverted.std()):.2f} (a latent noised to t=681 has {expected:.2f})")
+    for t, (mse, std) in noise_prediction_errors(checker, z).items():
+        print(f"noise prediction at t={t}: MSE {mse:.3f}, std {std:.2f} (ideal 0, 1)")
     if not args.no_tracking:
         errors = tracking_errors(checker)
         print(f"feature tracking error over {len(errors)} points: median {np.median(errors):.1f} px, "

@@ -176,8 +176,21 @@ def save_pipeline(folder: Path, unet, vae, text_encoder, tokenizer) -> None:
     pipe.save_pretrained(folder, safe_serialization=True)
 
 
+def _training_timesteps(count: int, total: int, low_noise_share: float, gen: torch.Generator) -> torch.Tensor:
+    """Timesteps uniform over all of them, except `low_noise_share` of the batch over the lowest 30%.
+
+    (An experiment: DDIM inversion starts at low noise, where the shipped model's noise prediction is
+    weakest. With 0.5 and 3000 steps the prediction improved, the inverted latents and the drags did
+    not: README "Drag quality".)
+    """
+    low = int(round(count * low_noise_share))
+    return torch.cat([torch.randint(0, int(total * 0.3), (low,), generator=gen),
+                      torch.randint(0, total, (count - low,), generator=gen)])
+
+
 def train_unet(latent_mean: torch.Tensor, latent_std: torch.Tensor, context: torch.Tensor, steps: int, batch: int,
-               crop: int, lr: float, gen: torch.Generator, on_checkpoint, checkpoint_every: int):
+               crop: int, lr: float, gen: torch.Generator, on_checkpoint, checkpoint_every: int,
+               full_size_from: float = 0.8, low_noise_share: float = 0.0):
     """Stage 2: epsilon-prediction training on scaled latents; returns the EMA UNet."""
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -194,14 +207,14 @@ def train_unet(latent_mean: torch.Tensor, latent_std: torch.Tensor, context: tor
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(step, steps, 100, lr)
-        full_size = step >= steps * 0.8  # mostly crops (cheap), then whole latents
+        full_size = step >= steps * full_size_from  # crops first (cheap), then whole latents (what drags see)
         size = latent_mean.shape[-1] if full_size else crop
         count = batch // 4 if full_size else batch
         idx = torch.randint(0, latent_mean.shape[0], (count,), generator=gen)
         latents = latent_mean[idx] + latent_std[idx] * torch.randn(latent_mean[idx].shape, generator=gen)
         latents = _random_crops(latents, size, gen)
         noise = torch.randn(latents.shape, generator=gen)
-        t = torch.randint(0, noise_schedule.config.num_train_timesteps, (count,), generator=gen)
+        t = _training_timesteps(count, noise_schedule.config.num_train_timesteps, low_noise_share, gen)
         noisy = noise_schedule.add_noise(latents, noise, t)
         pred = unet(noisy, t, context.expand(count, -1, -1)).sample
         loss = F.mse_loss(pred, noise)
@@ -228,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=3000, help="number of rendered training scenes")
     parser.add_argument("--vae-steps", type=int, default=500)
     parser.add_argument("--unet-steps", type=int, default=1000)
+    parser.add_argument("--full-size-from", type=float, default=0.8,
+                        help="share of the UNet steps after which it trains on whole latents instead of crops")
+    parser.add_argument("--low-noise-share", type=float, default=0.0,
+                        help="share of each UNet batch drawn from the lowest 30%% of the timesteps")
     parser.add_argument("--decoder-steps", type=int, default=600, help="stage 3: decoder-only refinement steps")
     parser.add_argument("--only-decoder", action="store_true",
                         help="run stage 3 alone on the VAE already in --out (stages 1-2 done) and save the VAE")
@@ -272,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("checkpoint written to %s", args.out)
 
     unet = train_unet(mean * scaling, std * scaling, context, args.unet_steps, batch=32, crop=16, lr=1e-3, gen=gen,
-                      on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
+                      on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
+                      full_size_from=args.full_size_from, low_noise_share=args.low_noise_share)
     refine_decoder(vae, images, args.decoder_steps, batch=8, crop=64, lr=5e-4, gen=decoder_gen)
     checkpoint(unet)
     (args.out / "training.json").write_text(json.dumps({
