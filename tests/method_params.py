@@ -13,6 +13,7 @@ def same_edit(a: np.ndarray, b: np.ndarray) -> bool:
     """Two result images of the same request agree within MAX_LEVEL_DIFFERENCE levels."""
     return a.shape == b.shape and int(np.abs(a.astype(int) - b.astype(int)).max()) <= MAX_LEVEL_DIFFERENCE
 
+
 FAST_PARAMS = {
     "dragdiffusion": {"lora_steps": 3, "drag_steps": 3},
     "gooddrag": {"lora_steps": 3, "operations": 4, "operations_per_step": 2, "gradient_steps": 1},

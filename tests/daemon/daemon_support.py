@@ -19,6 +19,7 @@ from dragedit_protocol.client import DaemonClient
 FAST = {"lora_steps": 0, "drag_steps": 1, "inversion_strength": 0.02}
 SLOW = {"lora_steps": 2000, "drag_steps": 1, "inversion_strength": 0.02}
 
+
 @contextmanager
 def engine_daemon_in_thread(model_dir: Path, home: Path, engine_factory: Callable) -> Iterator[Daemon]:
     """A daemon on a free loopback port whose engine (made by ``engine_factory``) runs the tiny model
