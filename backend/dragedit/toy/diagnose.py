@@ -3,9 +3,16 @@
     python -m dragedit.toy.diagnose backend/dragedit/toy/model --out /tmp/toy-check
 
 Prints the numbers and writes check.png (rows: input, VAE reconstruction, inversion to t=681 and
-back, samples from noise). Feature tracking: for every fixed case, the up_blocks[2] feature at the
-handle of the input is searched (L1) in the features of the ground-truth result; the error is how far
-the best match lands from the target, in image pixels. Small errors mean the features can guide a drag.
+back, the two robustness checks, samples from noise).
+
+Robustness: the round trip again with random noise added to the inverted latent, and the scenes noised
+afresh to t=681 and denoised (SDEdit). Small losses against the plain round trip mean that a latent
+change the size of a drag's does not by itself ruin the image (`python -m dragedit.toy.drift` takes
+a real drag's change apart).
+
+Feature tracking: for every fixed case, the up_blocks[2] feature at the handle of the input is
+searched (L1) in the features of the ground-truth result; the error is how far the best match lands
+from the target, in image pixels. Small errors mean the features can guide a drag.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from .cases import all_cases
 from .scenes import random_images
 
 STRENGTH_STEPS = 35  # inversion strength 0.7 of 50 DDIM steps: t = 681
+PERTURBATION = 0.3  # std of the noise added to inverted latents (a drag changes them by ~0.05-0.15 on average)
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -106,6 +114,17 @@ def noise_prediction_errors(checker: Checker, z: torch.Tensor, timesteps: tuple[
     return out
 
 
+@torch.no_grad()
+def perturbed_round_trips(checker: Checker, z: torch.Tensor, inverted: torch.Tensor,
+                          sigma: float = PERTURBATION) -> tuple[np.ndarray, np.ndarray]:
+    """Images denoised from (inverted latent + N(0, sigma^2)) and from z noised afresh to strength_t."""
+    gen = torch.Generator().manual_seed(2)
+    perturbed = checker.denoise(inverted + sigma * torch.randn(z.shape, generator=gen))
+    fresh = checker.denoise(checker.forward.add_noise(z, torch.randn(z.shape, generator=gen),
+                                                      torch.tensor([checker.strength_t])))
+    return _to_pixels(checker.decode(perturbed)), _to_pixels(checker.decode(fresh))
+
+
 def tracking_errors(checker: Checker) -> list[float]:
     """Per case and point: image-pixel distance from the best feature match to the target."""
     errors = []
@@ -144,12 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"inverted latent std {float(inverted.std()):.2f} (a latent noised to t={t} has {expected:.2f})")
     for level, (mse, std) in noise_prediction_errors(checker, z, (101, 381, t)).items():
         print(f"noise prediction at t={level}: MSE {mse:.3f}, std {std:.2f} (ideal 0, 1)")
+    perturbed, fresh = perturbed_round_trips(checker, z, inverted)
+    print(f"inverted latent + N(0, {PERTURBATION}^2) and back: {_psnr(images, perturbed):.2f} dB; "
+          f"noised afresh to t={t} and denoised: {_psnr(images, fresh):.2f} dB")
     if not args.no_tracking:
         errors = tracking_errors(checker)
         print(f"feature tracking error over {len(errors)} points: median {np.median(errors):.1f} px, "
               f"{np.mean(np.asarray(errors) <= 4):.0%} within 4 px")
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = [np.concatenate(list(r), axis=1) for r in (images, recon, round_trip, samples)]
+    rows = [np.concatenate(list(r), axis=1) for r in (images, recon, round_trip, perturbed, fresh, samples)]
     Image.fromarray(np.concatenate(rows, axis=0)).save(args.out / "check.png")
     print(f"pictures: {(args.out / 'check.png').resolve()}")
     return 0
