@@ -36,6 +36,12 @@ from .worker import LOADING, EngineFactory, Worker
 
 log = logging.getLogger(__name__)
 
+# Seconds the connections stay open after the last final message (result, error, cancelled) before
+# the daemon closes them: a client's socket drops what it has not read yet when its connection closes
+# (it queues only on live connections, ZMQ_IMMEDIATE), and the plug-ins read every 50-100 ms.
+FINAL_MESSAGE_GRACE_S = 1.0
+FINAL_TYPES = ("result", "error", "cancelled")
+
 
 class DaemonError(Exception):
     """The daemon cannot start; the message tells the user why and what to do."""
@@ -90,6 +96,7 @@ class Daemon:
         self._specs: dict = {}
         self._engine_status: dict[str, Any] | None = None
         self._started_at = time.time()
+        self._last_final_sent = -FINAL_MESSAGE_GRACE_S  # time.monotonic() of the last final message
         self.finished_cleanly = False
         self._log_hint = f"the daemon log is {self._paths.log_file}"
 
@@ -216,6 +223,7 @@ class Daemon:
         self._worker.stop()
         self._worker.join(timeout=30)
         self._handle_worker_events()
+        self._let_clients_read_final_messages()
         self._wake.close(linger=0)
         self._router.close(linger=1000)
         if self._auth is not None:
@@ -227,6 +235,13 @@ class Daemon:
             log.warning("the running job did not stop within 30 s; it is abandoned")
         self._lock.release()
         log.info("stopped")
+
+    def _let_clients_read_final_messages(self) -> None:
+        """Keep the connections open until FINAL_MESSAGE_GRACE_S after the last final message sent, so
+        the clients read it before their sockets drop it (a job cancelled or refused by the shutdown)."""
+        wait = self._last_final_sent + FINAL_MESSAGE_GRACE_S - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
 
     # ------------------------------------------------------------------ the loop
 
@@ -296,6 +311,8 @@ class Daemon:
         """Send without blocking; False if the client is gone or not reading (its job stays stored)."""
         try:
             self._router.send_multipart([peer_id, messages.encode(message)], zmq.NOBLOCK)
+            if message.get("type") in FINAL_TYPES:
+                self._last_final_sent = time.monotonic()
             return True
         except zmq.ZMQError as exc:  # EHOSTUNREACH: disconnected; EAGAIN: its buffer is full
             log.debug("could not send %s to a client: %s", message.get("type"), exc)
