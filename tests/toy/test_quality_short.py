@@ -38,6 +38,17 @@ def test_summary_splits_masked_unmasked_move_and_stretch():
     assert groups["move"]["moved_fraction"] == 0.75 and summary["moved_fraction"] == 0.5
 
 
+def test_the_json_says_where_the_method_believes_the_handles_got():
+    case = {c.name: c for c in all_cases()}["move-short-0"]  # one point, (66, 64) -> (80, 64)
+    (handle, target), = case.points
+    run = _run(case, 0.5, 20.0)
+    assert run.as_dict()["tracker_distance_px"] is None  # no tracked handles reported
+    run.tracked_handles = [target]
+    assert run.as_dict()["tracker_distance_px"] == 0.0
+    run.tracked_handles = [handle]
+    assert run.as_dict()["tracker_distance_px"] == 14.0 and run.as_dict()["tracker_final_handles"] == [[66.0, 64.0]]
+
+
 def test_an_unknown_method_is_a_clear_error(tmp_path, capsys):
     assert quality.main(["--method", "nope", "--cases", "1", "--out", str(tmp_path)]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
@@ -56,5 +67,6 @@ def test_dragdiffusion_moves_content_towards_the_target(tmp_path):
     assert numbers["moved_fraction"] > 0.25, numbers  # measured with the ground truth, not the method's tracker
     assert numbers["mean_distance_px"] < numbers["mean_initial_distance_px"]
     for case in numbers["per_case"]:
+        assert len(case["tracker_final_handles"]) == case["points"] and case["tracker_distance_px"] >= 0
         for suffix in ("before", "after", "trajectory"):
             assert (tmp_path / "pictures" / "dragdiffusion" / f"{case['case']}-{suffix}.png").is_file()

@@ -37,9 +37,18 @@ class CaseRun:
     seconds: float
     timings: dict[str, float]
     trajectory: list[list[tuple[float, float]]] = field(default_factory=list)
+    tracked_handles: list[tuple[float, float]] = field(default_factory=list)  # the method's own final handles
+
+    def tracker_distance_px(self) -> float | None:
+        """Mean distance from the method's own final handles to the targets: where it believes it got."""
+        if not self.tracked_handles:
+            return None
+        return float(np.mean([math.dist(handle, target) for handle, (_, target) in
+                              zip(self.tracked_handles, self.case.points)]))
 
     def as_dict(self) -> dict[str, Any]:
         s = self.score
+        tracker = self.tracker_distance_px()
         return {
             "case": self.case.name, "kind": self.case.kind, "masked": self.case.masked,
             "points": len(self.case.grabs), "mean_distance_px": round(s.mean_distance_px, 3),
@@ -48,6 +57,8 @@ class CaseRun:
             "success": s.success, "seconds": round(self.seconds, 3),
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "final_handles": [[round(x, 2), round(y, 2)] for x, y in s.final_handles],
+            "tracker_final_handles": [[round(x, 2), round(y, 2)] for x, y in self.tracked_handles],
+            "tracker_distance_px": None if tracker is None else round(tracker, 3),
         }
 
 
@@ -105,7 +116,8 @@ def run_case(engine, case: DragCase, method: str, params: dict[str, Any], seed: 
     started = time.perf_counter()
     result = engine.run(request, on_progress, lambda: False)
     seconds = time.perf_counter() - started
-    return CaseRun(case, score_case(case, result.image), seconds, dict(result.timings), trajectory), result.image
+    return (CaseRun(case, score_case(case, result.image), seconds, dict(result.timings), trajectory,
+                    [tuple(map(float, h)) for h in result.handles]), result.image)
 
 
 def _print_table(summaries: dict[str, dict[str, Any]]) -> None:

@@ -3,12 +3,13 @@
     python -m dragedit.toy.diagnose backend/dragedit/toy/model --out /tmp/toy-check
 
 Prints the numbers and writes check.png (rows: input, VAE reconstruction, inversion to t=681 and
-back, the two robustness checks, samples from noise).
+back, the robustness checks, samples from noise).
 
 Robustness: the round trip again with random noise added to the inverted latent, and the scenes noised
 afresh to t=681 and denoised (SDEdit). Small losses against the plain round trip mean that a latent
 change the size of a drag's does not by itself ruin the image (`python -m dragedit.toy.drift` takes
-a real drag's change apart).
+a real drag's change apart). Then the round trip after DragLoRA's ILFA re-noising repeated as often
+as in a drag, with nothing dragged: what that re-noising alone costs.
 
 Feature tracking: for every fixed case, the up_blocks[2] feature at the handle of the input is
 searched (L1) in the features of the ground-truth result; the error is how far the best match lands
@@ -29,7 +30,8 @@ from .cases import all_cases
 from .scenes import random_images
 
 STRENGTH_STEPS = 35  # inversion strength 0.7 of 50 DDIM steps: t = 681
-PERTURBATION = 0.3  # std of the noise added to inverted latents (a drag changes them by ~0.05-0.15 on average)
+PERTURBATION = 0.3  # std of the noise added to inverted latents (a drag changes them by ~0.05-0.3 on average)
+ILFA_CYCLES = 48  # DragLoRA's ILFA iterations in a typical toy drag (30-80)
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -125,6 +127,23 @@ def perturbed_round_trips(checker: Checker, z: torch.Tensor, inverted: torch.Ten
     return _to_pixels(checker.decode(perturbed)), _to_pixels(checker.decode(fresh))
 
 
+@torch.no_grad()
+def ilfa_chain(checker: Checker, inverted: torch.Tensor, cycles: int = ILFA_CYCLES) -> np.ndarray:
+    """Images denoised after ``cycles`` of DragLoRA's ILFA alone (DDIM step t -> t-20, DDPM re-noise back
+    to t, over the whole latent) from the inverted latents: no drag, no learning, only its re-noising."""
+    from ..engine.ilfa import adapt_latent
+
+    t = checker.strength_t
+    abar_t, abar_lower = checker.forward.alphas_cumprod[t], checker.forward.alphas_cumprod[t - 20]
+    gen = torch.Generator().manual_seed(3)
+    z = inverted
+    everywhere = torch.ones_like(z[:, :1])
+    for _ in range(cycles):
+        z = adapt_latent(z, checker._eps(z, t), inverted, abar_t, abar_lower, everywhere,
+                         torch.randn(z.shape, generator=gen))
+    return _to_pixels(checker.decode(checker.denoise(z)))
+
+
 def tracking_errors(checker: Checker) -> list[float]:
     """Per case and point: image-pixel distance from the best feature match to the target."""
     errors = []
@@ -166,12 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     perturbed, fresh = perturbed_round_trips(checker, z, inverted)
     print(f"inverted latent + N(0, {PERTURBATION}^2) and back: {_psnr(images, perturbed):.2f} dB; "
           f"noised afresh to t={t} and denoised: {_psnr(images, fresh):.2f} dB")
+    chained = ilfa_chain(checker, inverted)
+    print(f"after {ILFA_CYCLES} ILFA cycles (DragLoRA's re-noising, no drag) and back: {_psnr(images, chained):.2f} dB")
     if not args.no_tracking:
         errors = tracking_errors(checker)
         print(f"feature tracking error over {len(errors)} points: median {np.median(errors):.1f} px, "
               f"{np.mean(np.asarray(errors) <= 4):.0%} within 4 px")
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = [np.concatenate(list(r), axis=1) for r in (images, recon, round_trip, perturbed, fresh, samples)]
+    rows = [np.concatenate(list(r), axis=1) for r in (images, recon, round_trip, perturbed, fresh, chained, samples)]
     Image.fromarray(np.concatenate(rows, axis=0)).save(args.out / "check.png")
     print(f"pictures: {(args.out / 'check.png').resolve()}")
     return 0
