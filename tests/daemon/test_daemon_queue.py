@@ -300,6 +300,20 @@ def test_shutdown_tells_waiting_clients_and_records_it(start_daemon, connect, ho
     assert list(home.jobs.iterdir()) == []  # no job is left marked unfinished
 
 
+def test_a_client_that_reads_every_300_ms_still_gets_the_outcome_of_a_shutdown(start_daemon, connect):
+    """The client's socket drops what it has not read when the connection closes (ZMQ_IMMEDIATE), so the
+    stopping daemon keeps its connections open a moment after the last final message."""
+    daemon = start_daemon()
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+    running = submit(client, params={"steps": 500, "step_s": 0.02})
+    pump([client], lambda seen: any(m["type"] == "progress" for m in seen))
+    daemon.stop()
+    time.sleep(0.3)  # a plug-in between two of its polls; the daemon has cancelled the job by now
+    seen = pump([client], all_final(running), timeout_s=5)
+    assert final(seen, running)["type"] == "cancelled"
+
+
 def test_a_second_daemon_is_refused_for_the_same_user_and_on_a_used_address(start_daemon, tmp_path):
     from dragedit.config import Paths
     from dragedit.daemon import DaemonError
