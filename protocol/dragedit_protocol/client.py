@@ -21,14 +21,12 @@ from typing import Any
 import zmq
 
 from . import DEFAULT_ENDPOINT, messages
-from .messages import PROTOCOL_VERSION, Limits, ProtocolError
+from .messages import PROTOCOL_VERSION, TERMINAL_TYPES, Limits, ProtocolError
 
 CONNECTING = "connecting"
 READY = "ready"
 UNREACHABLE = "unreachable"
 INCOMPATIBLE = "incompatible"
-
-TERMINAL_TYPES = ("result", "error", "cancelled")
 
 
 class DaemonClient:

@@ -31,6 +31,7 @@ MAX_MAP = 256
 
 CLIENT_TYPES = ("hello", "submit", "cancel", "status", "fetch", "ping")
 DAEMON_TYPES = ("welcome", "queued", "progress", "result", "error", "cancelled", "status", "pong")
+TERMINAL_TYPES = ("result", "error", "cancelled")  # a job's last message
 PHASES = ("load", "lora", "inversion", "drag", "denoise")
 
 

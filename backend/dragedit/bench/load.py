@@ -22,12 +22,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from dragedit_protocol.client import DaemonClient
+from dragedit_protocol.messages import TERMINAL_TYPES
 
 from ..daemon.process import DaemonProcess
 
 # the cheapest real job, used for every parameter the method has (others come from --param)
 CHEAP = {"lora_steps": 0, "drag_steps": 1, "inversion_strength": 0.02}
-FINAL = ("result", "error", "cancelled")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -115,7 +115,7 @@ class Tally:
         job_id = message.get("job_id")
         if message["type"] == "queued":
             self.max_position = max(self.max_position, message["position"])
-        if message["type"] in FINAL:
+        if message["type"] in TERMINAL_TYPES:
             if job_id in self.submitted:
                 self.finals[job_id].append((message["type"] if message["type"] != "error" else message["code"],
                                             time.monotonic()))

@@ -21,7 +21,7 @@ from typing import Any
 import zmq
 
 from dragedit_protocol import DEFAULT_ENDPOINT, messages
-from dragedit_protocol.messages import DEFAULT_LIMITS, PROTOCOL_VERSION, Limits, ProtocolError
+from dragedit_protocol.messages import DEFAULT_LIMITS, PROTOCOL_VERSION, TERMINAL_TYPES, Limits, ProtocolError
 
 from .. import __version__
 from ..config import Paths
@@ -36,11 +36,10 @@ from .worker import LOADING, EngineFactory, Worker
 
 log = logging.getLogger(__name__)
 
-# Seconds the connections stay open after the last final message (result, error, cancelled) before
+# Seconds the connections stay open after the last final message (TERMINAL_TYPES) before
 # the daemon closes them: a client's socket drops what it has not read yet when its connection closes
 # (it queues only on live connections, ZMQ_IMMEDIATE), and the plug-ins read every 50-100 ms.
 FINAL_MESSAGE_GRACE_S = 1.0
-FINAL_TYPES = ("result", "error", "cancelled")
 
 
 class DaemonError(Exception):
@@ -311,7 +310,7 @@ class Daemon:
         """Send without blocking; False if the client is gone or not reading (its job stays stored)."""
         try:
             self._router.send_multipart([peer_id, messages.encode(message)], zmq.NOBLOCK)
-            if message.get("type") in FINAL_TYPES:
+            if message.get("type") in TERMINAL_TYPES:
                 self._last_final_sent = time.monotonic()
             return True
         except zmq.ZMQError as exc:  # EHOSTUNREACH: disconnected; EAGAIN: its buffer is full
