@@ -134,7 +134,8 @@ def ilfa_chain(checker: Checker, inverted: torch.Tensor, cycles: int = ILFA_CYCL
     from ..engine.ilfa import adapt_latent
 
     t = checker.strength_t
-    abar_t, abar_lower = checker.forward.alphas_cumprod[t], checker.forward.alphas_cumprod[t - 20]
+    step = checker.forward.config.num_train_timesteps // len(checker.forward.timesteps)  # 20, as DragLoRA's
+    abar_t, abar_lower = checker.forward.alphas_cumprod[t], checker.forward.alphas_cumprod[t - step]
     gen = torch.Generator().manual_seed(3)
     z = inverted
     everywhere = torch.ones_like(z[:, :1])
