@@ -37,6 +37,13 @@ def test_as_dragged_is_the_engines_own_output_and_undragged_ignores_the_drag(eng
     assert np.abs(slow["as dragged"].astype(int) - plain_slow.astype(int)).max() <= 2  # same edit as a plain run
 
 
+def test_an_unknown_case_or_method_is_a_clear_error(tmp_path, capsys):
+    assert drift.main(["no-such-case", "--out", str(tmp_path)]) == 2
+    assert "unknown case 'no-such-case'" in capsys.readouterr().err
+    assert drift.main(["move-short-0", "--method", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown method 'nope'. Known methods: dragdiffusion" in capsys.readouterr().err
+
+
 def test_near_and_far_split_the_change_between_them(engine):
     case = _case("move-long-0")
     captured = {}

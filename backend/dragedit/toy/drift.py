@@ -127,8 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     case = cases[args.case]
     with tempfile.TemporaryDirectory(prefix="dragedit-drift-cache-") as cache:
         engine = Engine(EngineSettings(model=args.model, work_size=CASE_SIZE, cache_dir=args.cache_dir or cache))
-        spec = {s["name"]: s for s in engine.describe()["methods"]}[args.method]
-        outputs = run_variants(engine, case, args.method, toy_params(spec))
+        specs = {s["name"]: s for s in engine.describe()["methods"]}
+        if args.method not in specs:
+            print(f"error: unknown method '{args.method}'. Known methods: {', '.join(specs)}", file=sys.stderr)
+            return 2
+        outputs = run_variants(engine, case, args.method, toy_params(specs[args.method]))
     image = case.image()
     everywhere = np.ones(image.shape[:2], dtype=bool)
     print(f"{args.case}, {args.method}: {'variant':<16}{'moved':>7}{'PSNR out':>10}{'PSNR all':>10}")
