@@ -237,6 +237,15 @@ def install_plugins(tmp: Path, editors: tuple[str, ...] = ("krita", "gimp")) -> 
     return result
 
 
+def screenshot_folder(editor: str) -> Path:
+    """A fresh folder for one test's screenshots: $DRAGEDIT_E2E_SHOTS/EDITOR (default CACHE/shots/EDITOR)."""
+    base = Path(os.environ.get("DRAGEDIT_E2E_SHOTS", CACHE / "shots"))
+    folder = base / editor
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
