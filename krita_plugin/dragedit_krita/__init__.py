@@ -28,7 +28,9 @@ def _register() -> None:
     else:
         app.addExtension(DragEditExtension(app))
         docker_class = DragEditDocker
-    app.addDockWidgetFactory(DockWidgetFactory("dragedit_docker", DockWidgetFactoryBase.DockRight, docker_class))
+    # Krita 6's PyQt6 bindings scope the enum (DockPosition.DockRight); Krita 5's also accept the short form
+    positions = getattr(DockWidgetFactoryBase, "DockPosition", DockWidgetFactoryBase)
+    app.addDockWidgetFactory(DockWidgetFactory("dragedit_docker", positions.DockRight, docker_class))
 
 
 _register()

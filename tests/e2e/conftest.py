@@ -41,6 +41,15 @@ def trixie_krita() -> Path:
 
 
 @pytest.fixture(scope="session")
+def krita6() -> Path:
+    """The Debian sid chroot with Krita 6 from Debian experimental; returns its root."""
+    try:
+        return editors.ensure_krita6()
+    except editors.EditorUnavailable as err:
+        _unavailable(err)
+
+
+@pytest.fixture(scope="session")
 def gimp_root() -> Path:
     """The GIMP 3 chroot's root."""
     try:

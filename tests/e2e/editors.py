@@ -33,6 +33,7 @@ SCRIPTS = HERE / "scripts"
 KRITA_RUNNER = HERE / "krita_runner"  # pykrita-style folder: dragedit_e2e_runner/ + .desktop
 CACHE = Path(os.environ.get("DRAGEDIT_E2E_CACHE", "/var/cache/dragedit-e2e"))
 GIMP_ROOT = CACHE / "gimp3-root"
+KRITA6_ROOT = CACHE / "krita6-root"  # Debian sid + Krita 6 from experimental
 KRITA_HOME = CACHE / "krita-home"  # reused between runs: Krita starts ~10 s faster
 KRITA_PYKRITA = KRITA_HOME / ".local" / "share" / "krita" / "pykrita"
 GIMP_HOME = "/var/tmp/dragedit-e2e-home"  # as seen inside the chroot
@@ -213,6 +214,14 @@ def _mount_proc(root: Path) -> None:
         subprocess.check_call(["mount", "-t", "proc", "proc", str(root / "proc")])
 
 
+def ensure_krita6() -> Path:
+    """Build (once) the Debian sid chroot with Krita 6 (Qt 6, PyQt6) from Debian experimental; returns its root."""
+    if not (KRITA6_ROOT / ".dragedit-ready").exists():
+        with _cache_lock("krita6-root"):
+            _setup("build_krita6_root.sh", [str(KRITA6_ROOT)], "Krita 6")
+    return KRITA6_ROOT
+
+
 def ensure_trixie_krita() -> Path:
     """Debian trixie's Krita 5.2.9 (Python 3.13) and xdotool, added to the GIMP 3 chroot; returns its root."""
     root = ensure_gimp()
@@ -233,8 +242,8 @@ def ensure_gimp() -> Path:
     return GIMP_ROOT
 
 
-def gimp_python_version(root: Path) -> str:
-    """X.Y of the python3 GIMP's plug-ins run with inside the chroot."""
+def chroot_python_version(root: Path) -> str:
+    """X.Y of the chroot's python3 (the one GIMP's plug-ins and Krita there run with)."""
     found = re.fullmatch(r"python(3\.\d+)", os.readlink(root / "usr" / "bin" / "python3"))
     if not found:
         raise EditorUnavailable(f"cannot tell the Python version of {root}/usr/bin/python3")
@@ -289,7 +298,7 @@ def install_plugins(tmp: Path, editors: tuple[str, ...] = ("krita", "gimp"), kri
         result["krita_plugin"] = result["krita_dir"] / "dragedit_krita"
         cmd += ["--krita-dir", str(result["krita_dir"]), "--kritarc", str(tmp / "krita" / "kritarc")]
     if "gimp" in editors:
-        version = gimp_python_version(ensure_gimp())
+        version = chroot_python_version(ensure_gimp())
         result["gimp_plugin"] = tmp / "gimp" / "plug-ins" / "dragedit"
         cmd += ["--gimp-dir", str(result["gimp_plugin"].parent), "--gimp-python", version]
     done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)

@@ -28,13 +28,22 @@ def krita_plugin(krita, tmp_path_factory) -> dict:
     return {**editors.install_plugins(tmp_path_factory.mktemp("krita-install"), editors=("krita",)), "root": None}
 
 
+def _chroot_plugin(root: Path, tmp: Path) -> dict:
+    """The plug-in as install.py installs it for the Krita of a chroot (pyzmq vendored for its Python)."""
+    installed = editors.install_plugins(tmp, editors=("krita",), krita_python=editors.chroot_python_version(root))
+    return {**installed, "root": root}
+
+
 @pytest.fixture(scope="module")
 def trixie_krita_plugin(trixie_krita, tmp_path_factory) -> dict:
-    """The plug-in as install.py installs it for the chroot's Krita 5.2.9 (pyzmq vendored for its Python)."""
-    python = editors.gimp_python_version(trixie_krita)
-    installed = editors.install_plugins(tmp_path_factory.mktemp("krita529-install"), editors=("krita",),
-                                        krita_python=python)
-    return {**installed, "root": trixie_krita}
+    """For Debian trixie's Krita 5.2.9 (Python 3.13, PyQt5)."""
+    return _chroot_plugin(trixie_krita, tmp_path_factory.mktemp("krita529-install"))
+
+
+@pytest.fixture(scope="module")
+def krita6_plugin(krita6, tmp_path_factory) -> dict:
+    """For Debian experimental's Krita 6 (Qt 6, PyQt6)."""
+    return _chroot_plugin(krita6, tmp_path_factory.mktemp("krita6-install"))
 
 
 def run_script(name: str, plugin: dict, endpoint: str, tmp_path: Path, shots: Path | None = None) -> dict:
@@ -47,15 +56,18 @@ def run_script(name: str, plugin: dict, endpoint: str, tmp_path: Path, shots: Pa
     return json.loads(report.read_text())
 
 
-@pytest.fixture(params=["5.1.5", "5.2.9"])
+KRITAS = {"5.1.5": "krita_plugin", "5.2.9": "trixie_krita_plugin", "6": "krita6_plugin"}
+
+
+@pytest.fixture(params=list(KRITAS))
 def any_krita_plugin(request) -> dict:
-    """Each Krita in turn: the host's 5.1.5, then trixie's 5.2.9."""
-    return request.getfixturevalue("krita_plugin" if request.param == "5.1.5" else "trixie_krita_plugin")
+    """Each Krita in turn: the host's 5.1.5, trixie's 5.2.9, experimental's 6."""
+    return {**request.getfixturevalue(KRITAS[request.param]), "version": request.param}
 
 
 def test_every_docker_control_works_when_clicked(any_krita_plugin, daemon, tmp_path):
     """Pointer clicks and key presses through the X server on every control of the docker."""
-    shots = editors.screenshot_folder("krita-5.2.9" if any_krita_plugin["root"] else "krita-5.1.5")
+    shots = editors.screenshot_folder("krita-" + any_krita_plugin["version"])
     report = run_script("click_docker_in_krita.py", any_krita_plugin, daemon, tmp_path, shots)
     print(f"screenshots of the clicked Krita docker: {shots}")
     assert report["clicked"][:3] == ["Advanced", "method GoodDrag", "method DragDiffusion"]

@@ -9,10 +9,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from krita import Krita  # noqa: E402
-from PyQt5.QtWidgets import QApplication, QWidget  # noqa: E402
+from qt_compat import QApplication, QWidget  # noqa: E402
 
 import dragedit_krita.extension as extension  # noqa: E402  (the plug-in as install.py installed it)
-from clicks import click, key, screenshot, settle, type_into, xdotool  # noqa: E402
+from clicks import choose, click, key, screenshot, settle, type_into, xdotool  # noqa: E402
 from scene import H, W, SELECTED, docker, layer_names, make_document, write_report  # noqa: E402
 
 app = Krita.instance()
@@ -38,9 +38,9 @@ def no_problem_shown(after: str) -> None:
 
 
 def param(name: str) -> QWidget:
-    found = dock.findChild(QWidget, "param-" + name)
-    assert found is not None, f"no editor for parameter {name}"
-    return found
+    """The parameter's field on screen (a rebuilt form shows its new fields a moment later)."""
+    return wait_until(lambda: next((w for w in dock.findChildren(QWidget, "param-" + name) if w.isVisible()), None),
+                      10, f"the field of parameter {name}")
 
 
 def pairs_shown() -> list:
@@ -53,18 +53,16 @@ log(f"docker geometry {dock.geometry()}")
 
 # Advanced: shows the advanced parameters, seed and prompt.
 click(dock.advanced_toggle)
-assert dock.advanced_box.isVisible(), "Advanced did not open"
+wait_until(dock.advanced_box.isVisible, 5, "Advanced to open")
 no_problem_shown("Advanced")
 
-# Method choice with the pointer and the keyboard: open the list, walk to GoodDrag, Return.
+# Method choice with the pointer: open the list, click GoodDrag (then DragDiffusion again).
 titles = [dock.method.itemText(i) for i in range(dock.method.count())]
 assert "GoodDrag" in titles and "DragDiffusion" in titles, titles
 
 
 def choose_method(title: str) -> None:
-    steps = titles.index(title) - dock.method.currentIndex()
-    click(dock.method)
-    key(*(["Down"] * steps if steps > 0 else ["Up"] * -steps), "Return")
+    choose(dock.method, titles.index(title))
     wait_until(lambda: dock.method.currentText() == title, 5, f"the method list to show {title}")
     no_problem_shown(f"method {title}")
 
@@ -77,7 +75,7 @@ assert controller.current_method().name == "dragdiffusion", controller.params.me
 # A parameter typed in, then Reset to defaults.
 default_steps = controller.current_method().param("drag_steps").default
 type_into(param("drag_steps"), "7")
-assert controller.params.value(controller.current_method(), "drag_steps") == 7, "typing 7 did not set drag_steps"
+wait_until(lambda: controller.params.value(controller.current_method(), "drag_steps") == 7, 5, "typing 7 to set drag_steps")
 no_problem_shown("parameter edit")
 shots.append(screenshot("advanced-open"))
 click(dock.reset_button)
@@ -91,18 +89,18 @@ type_into(param("drag_steps"), "4")
 type_into(param("inversion_strength"), "0.1")
 type_into(dock.seed, "1234")
 method = controller.current_method()
+wait_until(lambda: controller.params.seed == 1234, 5, "the typed seed")
 assert (controller.params.value(method, "lora_steps"), controller.params.value(method, "drag_steps")) == (1, 4)
 assert abs(controller.params.value(method, "inversion_strength") - 0.1) < 1e-9
-assert controller.params.seed == 1234, controller.params.seed
 click(dock.advanced_toggle)
-assert not dock.advanced_box.isVisible(), "Advanced did not close"
+wait_until(lambda: not dock.advanced_box.isVisible(), 5, "Advanced to close")
 
 # Live preview off and on again.
 was = dock.live_preview.isChecked()
 click(dock.live_preview)
-assert controller.settings.live_preview is (not was)
+wait_until(lambda: controller.settings.live_preview is (not was), 5, "Live preview to switch")
 click(dock.live_preview)
-assert controller.settings.live_preview is was
+wait_until(lambda: controller.settings.live_preview is was, 5, "Live preview to switch back")
 no_problem_shown("Live preview")
 if not dock.live_preview.isChecked():
     click(dock.live_preview)
@@ -123,8 +121,7 @@ item = dock.pairs.item(2)
 rect = dock.pairs.visualItemRect(item)
 point = dock.pairs.viewport().mapToGlobal(rect.center())
 xdotool("mousemove", "--sync", str(point.x()), str(point.y()), "click", "1")
-settle(0.3)
-assert dock.pairs.currentRow() == 2, dock.pairs.currentRow()
+wait_until(lambda: dock.pairs.currentRow() == 2, 5, "the third pair to be picked in the list")
 click(dock.remove_button)
 wait_until(lambda: len(pairs_shown()) == 2, 5, "Remove to take the pair away")
 no_problem_shown("Remove")
@@ -132,8 +129,14 @@ no_problem_shown("Remove")
 # Drag: progress, live preview, the result layer.
 click(dock.drag_button)
 no_problem_shown("Drag")
-wait_until(lambda: controller.job is not None and controller.job.status == "running" and dock.progress.value() > 0,
-           120, "the progress bar to move")
+try:
+    wait_until(lambda: controller.job is not None and (controller.job.finished or (
+        controller.job.status == "running" and dock.progress.value() > 0)), 120, "the progress bar to move")
+except TimeoutError:
+    screenshot("drag-stuck")
+    raise AssertionError(f"no progress: job {controller.job and controller.job.status}, status "
+                         f"'{dock.status.text()}', message '{dock.message.text()}', daemon '{dock.daemon.text()}'")
+assert controller.job.status in ("running", "done"), (controller.job.status, dock.message.text(), dock.status.text())
 wait_until(lambda: dock.preview.pixmap() is not None and not dock.preview.pixmap().isNull() or controller.job.finished,
            120, "the live preview")
 shots.append(screenshot("dragging"))

@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 
-from PyQt5.QtWidgets import QApplication, QCheckBox, QScrollArea
+from qt_compat import QApplication, QCheckBox, QScrollArea
 
 SHOTS = os.environ.get("DRAGEDIT_E2E_SHOTS", "")
 _shot_number = [0]
@@ -42,7 +42,7 @@ def target(widget) -> tuple:
     rect = widget.rect()
     point = rect.center()
     if isinstance(widget, QCheckBox):
-        point.setX(rect.left() + min(10, rect.width() // 2))
+        point.setX(rect.left() + min(30, rect.width() // 2))  # on its label, which toggles it as the box does
     point = widget.mapToGlobal(point)
     return point.x(), point.y()
 
@@ -50,9 +50,44 @@ def target(widget) -> tuple:
 def click(widget, settle_s: float = 0.4) -> None:
     """A left click on the widget, through the X server."""
     assert widget.isVisible(), f"{widget.objectName() or type(widget).__name__} is not on screen"
+    window = widget.window()
+    if not window.isActiveWindow():  # what a window manager does on the first click (Xvfb runs none)
+        window.activateWindow()
+        settle(0.5)
     x, y = target(widget)
+    _not_a_double_click(x, y)
     xdotool("mousemove", "--sync", str(x), str(y), "click", "1")
+    _last_click[:] = [x, y, time.monotonic()]
     settle(settle_s)
+
+
+_last_click: list = [None, None, 0.0]
+
+
+def _not_a_double_click(x: int, y: int) -> None:
+    """Two clicks on one spot within the double-click interval are one double click (a check box
+    then does not toggle twice): wait as a person's second, separate click would."""
+    if _last_click[:2] == [x, y]:
+        wait_s = QApplication.doubleClickInterval() / 1000 + 0.1 - (time.monotonic() - _last_click[2])
+        if wait_s > 0:
+            settle(wait_s)
+
+
+def choose(combo, index: int) -> None:
+    """Open a drop-down list with a click and click its entry ``index``, as an artist picks from a list."""
+    view = combo.view()
+    click(combo, settle_s=0.3)
+    deadline = time.monotonic() + 10
+    while not view.isVisible() and time.monotonic() < deadline:  # a busy machine shows it late
+        settle(0.1)
+    assert view.isVisible(), "the list did not open"
+    settle(0.5)  # the list slides open
+    rect = view.visualRect(view.model().index(index, combo.modelColumn()))
+    point = view.viewport().mapToGlobal(rect.center())
+    xdotool("mousemove", "--sync", str(point.x()), str(point.y()))
+    settle(0.2)
+    xdotool("click", "1")
+    settle(0.4)
 
 
 def key(*keys: str, settle_s: float = 0.3) -> None:

@@ -10,10 +10,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from krita import Krita  # noqa: E402
-from PyQt5.QtWidgets import QApplication, QWidget  # noqa: E402
+from qt_compat import QApplication, QWidget  # noqa: E402
 
 import dragedit_krita.extension as extension  # noqa: E402
-from clicks import click, key, screenshot, settle, type_into  # noqa: E402
+from clicks import choose, click, screenshot, settle, type_into  # noqa: E402
 from scene import docker, layer_names, make_document, write_report  # noqa: E402
 
 app = Krita.instance()
@@ -37,16 +37,15 @@ wait_until(lambda: "model is not on this machine" in dock.message.text(), 5, "Dr
 refused_text = dock.message.text()
 assert controller.job is None, "a drag was sent for a model that is not there"
 
-models = [dock.model.itemData(i) for i in range(dock.model.count())]
-steps = models.index("toy") - dock.model.currentIndex()
-click(dock.model)
-key(*(["Down"] * steps), "Return")
+choose(dock.model, [dock.model.itemData(i) for i in range(dock.model.count())].index("toy"))
 wait_until(lambda: controller.settings.model == "toy", 5, "the demo model to be chosen")
 shots.append(screenshot("demo-model-chosen"))
 
 
 def param(name):
-    return dock.findChild(QWidget, "param-" + name)
+    """The parameter's field on screen (a rebuilt form shows its new fields a moment later)."""
+    return wait_until(lambda: next((w for w in dock.findChildren(QWidget, "param-" + name) if w.isVisible()), None),
+                      10, f"the field of parameter {name}")
 
 
 click(dock.advanced_toggle)

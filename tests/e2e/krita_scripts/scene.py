@@ -1,9 +1,10 @@
 """Shared by the Krita e2e scripts (runs inside Krita): the test document and how to watch a drag."""
 import json
 import os
+import time
 
 from krita import Krita, Selection
-from PyQt5.QtWidgets import QDockWidget
+from qt_compat import QApplication, QDockWidget
 
 W, H = 64, 48
 SELECTED = (16, 12, 32, 24)  # x, y, width, height
@@ -44,8 +45,13 @@ def make_fixture(args):
     doc = Krita.instance().createDocument(W, H, "dragedit-e2e", "RGBA", "U8", "", 144.0)
     build_scene(doc)
     doc.setBatchmode(True)
-    saved = doc.saveAs(args[0])
-    print("scene saved", saved, args[0], flush=True)
+    for attempt in range(10):  # Krita 6 refuses the save now and then while the new image settles
+        saved = doc.saveAs(args[0])
+        print("scene saved", saved, args[0], flush=True)
+        if saved:
+            break
+        QApplication.processEvents()
+        time.sleep(0.5)
     os._exit(0 if saved else 1)
 
 

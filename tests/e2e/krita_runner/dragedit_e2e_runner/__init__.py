@@ -16,8 +16,12 @@ import time
 import traceback
 
 from krita import Extension, Krita
-from PyQt5.QtCore import QTimer
-from PyQt5.QtWidgets import QApplication
+try:
+    from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
+    from PyQt5.QtWidgets import QApplication
+except ImportError:  # Krita 6
+    from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
+    from PyQt6.QtWidgets import QApplication
 
 STARTED = time.monotonic()
 
@@ -57,12 +61,22 @@ def fail_on_uncaught(kind, value, tb) -> None:
     finish(1)
 
 
+class _Starter(QObject):
+    """Starts the script from a posted event rather than from a timer: under Qt 6, the timers of the
+    plug-ins (the DragEdit controller's tick) do not fire in processEvents() called from inside a
+    timer's callback, so a script run there would wait for a daemon answer that is never read."""
+
+    start = pyqtSignal()
+
+
 class E2ERunner(Extension):
     """Arms on start-up when DRAGEDIT_E2E_SCRIPT is set; runs it once the first window exists."""
 
     def __init__(self, parent):
         super().__init__(parent)
         self.started = False
+        self.starter = _Starter()
+        self.starter.start.connect(self.run_script, Qt.ConnectionType.QueuedConnection)
 
     def setup(self):
         if not os.environ.get("DRAGEDIT_E2E_SCRIPT"):
@@ -85,7 +99,7 @@ class E2ERunner(Extension):
         if not self.started:
             self.started = True
             log("window created")
-            QTimer.singleShot(500, self.run_script)  # let the other plug-ins create their actions
+            QTimer.singleShot(500, self.starter.start.emit)  # let the other plug-ins create their actions
 
     def run_script(self):
         path = os.environ["DRAGEDIT_E2E_SCRIPT"]
