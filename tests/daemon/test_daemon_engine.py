@@ -43,7 +43,7 @@ def engine_daemon(tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture
 def client(engine_daemon, connect) -> DaemonClient:
-    made = connect(engine_daemon.bound_endpoint, timeout_s=30.0)
+    made = connect(engine_daemon.bound_endpoint, timeout_s=30.0, data_folder=engine_daemon.options.paths.root)
     ready(made, timeout_s=120)
     return made
 
@@ -74,7 +74,7 @@ def test_submit_gets_queued_progress_and_a_full_size_result(client):
 
 
 def test_two_clients_at_once_each_get_their_own_result(engine_daemon, connect):
-    first, second = (connect(engine_daemon.bound_endpoint, timeout_s=30.0) for _ in range(2))
+    first, second = (connect(engine_daemon.bound_endpoint, timeout_s=30.0, data_folder=engine_daemon.options.paths.root) for _ in range(2))
     ready(first, 120), ready(second, 120)
     job_a = submit(first, photo(32, 32, seed=1), method="dragdiffusion", params=FAST, points=[(5, 5, 9, 5)])
     job_b = submit(second, photo(48, 24, seed=2), method="dragdiffusion", params=FAST, points=[(20, 10, 20, 16)])
@@ -96,7 +96,7 @@ def test_cancel_of_a_running_and_of_a_queued_job(client):
 
 
 def test_a_bad_submit_gets_an_error_while_another_clients_job_completes(engine_daemon, connect):
-    good, bad = (connect(engine_daemon.bound_endpoint, timeout_s=30.0) for _ in range(2))
+    good, bad = (connect(engine_daemon.bound_endpoint, timeout_s=30.0, data_folder=engine_daemon.options.paths.root) for _ in range(2))
     ready(good, 120), ready(bad, 120)
     job_id = submit(good, photo(), method="dragdiffusion", params=FAST)
     wrong_param = submit(bad, photo(), method="dragdiffusion", params={"drag_steps": -3})

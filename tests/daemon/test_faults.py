@@ -42,7 +42,7 @@ def test_sigkill_mid_job_then_restart_serves_at_once_and_reports_the_lost_job(ti
     endpoint = free_local_endpoint()
     first = DaemonProcess(home, str(tiny_model_dir), endpoint, SERVE_OPTIONS).start()
     daemons.append(first)
-    client = connect(endpoint, timeout_s=5.0, heartbeat_interval_s=0.2)
+    client = connect(endpoint, timeout_s=5.0, heartbeat_interval_s=0.2, data_folder=home)
     ready(client, timeout_s=300)
     old_instance = client.welcome["instance"]
     doomed = submit(client, photo(), method="dragdiffusion", params=SLOW)
@@ -105,7 +105,7 @@ def test_a_full_disk_does_not_stop_the_daemon(tiny_model_dir, full_disk, start_d
     settings = EngineSettings(model=str(tiny_model_dir), device="cpu", dtype="fp32", work_size=64,
                               cache_dir=str(full_disk.cache))
     daemon = start_daemon(create_engine, paths=full_disk, settings=settings)
-    client = connect(daemon.bound_endpoint, timeout_s=30.0)
+    client = connect(daemon.bound_endpoint, timeout_s=30.0, data_folder=daemon.options.paths.root)
     ready(client, timeout_s=120)
     with_cache = submit(client, photo(), method="dragdiffusion", params={**FAST, "lora_steps": 1})
     plain = submit(client, photo(seed=3), method="dragdiffusion", params=FAST)

@@ -104,11 +104,8 @@ class Worker(threading.Thread):
         log.info("job %s: %s started", job.job_id, job.request["method"])
         message = self._outcome(job)
         log.info("job %s: %s", job.job_id, message["type"] if message["type"] != "error" else message["code"])
-        try:
-            self._store.put(job.job_id, job.owner, message, durable=True)
-        except OSError as exc:
-            log.error("could not keep the outcome of job %s on disk: %s", job.job_id, exc)
-        self._store.clear_pending(job.job_id)
+        self._store.put(job.key, job.owner, message, durable=True)
+        self._store.clear_pending(job.key)
         self._post(("done", job, message))
         self._post_status()
 
