@@ -301,3 +301,30 @@ def test_a_job_id_of_another_key_is_not_revealed(secure_daemon, home, connect):
     seen = pump([alice, mallory], lambda seen: all(
         final([m for m in seen if m["_client"] == c], job_id) is not None for c in (0, 1)))
     assert [final([m for m in seen if m["_client"] == c], job_id)["type"] for c in (0, 1)] == ["result", "result"]
+
+
+def test_secret_files_and_the_data_folder_end_up_private(tmp_path, monkeypatch, capsys):
+    from dragedit import cli
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    monkeypatch.setenv("DRAGEDIT_HOME", str(home))
+    key_file = tmp_path / "studio.key_secret"
+    key_file.write_text("old\n")
+    key_file.chmod(0o644)
+    assert cli.main(["keys", "new-client", "studio", "--out", str(key_file)]) == 0
+    assert key_file.stat().st_mode & 0o777 == 0o600 and "secret-key" in key_file.read_text()
+    assert home.stat().st_mode & 0o777 == 0o700
+    link = tmp_path / "link.key_secret"
+    link.symlink_to(tmp_path / "elsewhere")
+    assert cli.main(["keys", "new-client", "other", "--out", str(link)]) == cli.EXIT_USAGE
+    assert "cannot write" in capsys.readouterr().err and not (tmp_path / "elsewhere").exists()
+
+
+def test_serve_with_a_malformed_endpoint_says_how_to_write_one(tmp_path, monkeypatch, capsys):
+    from dragedit import cli
+
+    monkeypatch.setenv("DRAGEDIT_HOME", str(tmp_path / "home"))
+    assert cli.main(["serve", "--endpoint", "tcp://[127.0.0.1]:5555"]) == cli.EXIT_USAGE
+    assert "IPv6 address only" in capsys.readouterr().err

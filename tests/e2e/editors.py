@@ -200,6 +200,7 @@ def run_in_gimp(script: Path, plugin_dirs: list[Path], env: dict[str, str], time
         inside = f"/tmp/dragedit-e2e/{Path(script).name}"
         (root / inside.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(script, root / inside.lstrip("/"))
+        env = {**_daemon_keys_inside(root), **env}
         batch = f"exec(compile(open({inside!r}).read(), {inside!r}, 'exec'))"
         cmd = ["chroot", str(root), "env", "-i", f"HOME={GIMP_HOME}", "LANG=C.UTF-8", "PATH=/usr/bin:/bin",
                *(f"{k}={v}" for k, v in env.items()),
@@ -237,19 +238,37 @@ def install_plugins(tmp: Path, editors: tuple[str, ...] = ("krita", "gimp")) -> 
     return result
 
 
+KEY_VARIABLES = ("DRAGEDIT_SERVER_KEY", "DRAGEDIT_CLIENT_KEY_FILE")
+
+
+def _daemon_keys_inside(root: Path) -> dict[str, str]:
+    """The test daemon's client keys (start_daemon exports them) as the chroot sees them: GIMP there
+    does not share the daemon user's data folder, like a client on another machine."""
+    if not all(os.environ.get(name) for name in KEY_VARIABLES):
+        return {}
+    inside = "/tmp/dragedit-e2e/client.key_secret"
+    target = root / inside.lstrip("/")
+    shutil.copyfile(os.environ["DRAGEDIT_CLIENT_KEY_FILE"], target)
+    target.chmod(0o600)
+    return {"DRAGEDIT_SERVER_KEY": os.environ["DRAGEDIT_SERVER_KEY"], "DRAGEDIT_CLIENT_KEY_FILE": inside}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def daemon_answers(endpoint: str, timeout_s: float = 5) -> bool:
-    """Whether a daemon at endpoint answers a ping within timeout_s."""
+def daemon_answers(endpoint: str, timeout_s: float = 5, home: Path | None = None) -> bool:
+    """Whether a daemon at endpoint answers a ping within timeout_s, with the local keys of its data
+    folder ``home`` (default: the keys start_daemon exported)."""
     import zmq  # the test run's own pyzmq (the virtualenv's), not an editor's
     from dragedit_protocol import messages
+    from dragedit_protocol.keys import client_keys_from_environment, local_client_keys
 
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    (local_client_keys(home) if home is not None else client_keys_from_environment()).apply(sock)
     sock.connect(endpoint)
     try:
         deadline = time.monotonic() + timeout_s
@@ -265,7 +284,10 @@ def daemon_answers(endpoint: str, timeout_s: float = 5) -> bool:
 def start_daemon(model_dir: Path, home: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
     """Start `.venv/bin/dragedit serve` with DRAGEDIT_HOME=home on a free loopback port; wait until it answers a ping.
 
-    Its output goes to home/daemon.out. The caller terminates the process.
+    Only clients with the daemon's keys get in (CurveZMQ): its local client key file and server key are
+    exported as DRAGEDIT_CLIENT_KEY_FILE / DRAGEDIT_SERVER_KEY, which the editors started here inherit
+    (Krita) or are given (GIMP's chroot, see run_in_gimp). Its output goes to home/daemon.out. The
+    caller terminates the process.
     """
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
@@ -279,7 +301,11 @@ def start_daemon(model_dir: Path, home: Path, timeout_s: float = 120) -> tuple[s
             stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
-        if daemon_answers(endpoint, timeout_s=1):
+        if daemon_answers(endpoint, timeout_s=1, home=home):
+            from dragedit_protocol.keys import KEYS_FOLDER, LOCAL_CLIENT_FILE, local_client_keys
+
+            os.environ["DRAGEDIT_SERVER_KEY"] = local_client_keys(home).server_public_key.decode("ascii")
+            os.environ["DRAGEDIT_CLIENT_KEY_FILE"] = str(home / KEYS_FOLDER / LOCAL_CLIENT_FILE)
             return proc, endpoint
     proc.kill()
     proc.wait()
