@@ -8,7 +8,9 @@ Keys: every daemon speaks CurveZMQ. Without explicit keys (a daemon on another m
 uses the keys the user's own daemon keeps in the user data folder (``keys.local_client_keys``);
 until that daemon has created them it knocks without, and reads them again on every knock.
 
-Connection handling: the DEALER socket keeps one random routing id for its whole life.
+Connection handling: the DEALER socket keeps one random routing id for its whole life. The daemon
+does not let a new connection take over a routing id another live connection uses, so after a
+silent network drop the client is served again once the daemon has noticed (its heartbeat timeout).
 Each ``pong``/``welcome`` carries the daemon's instance id; when it changes, the daemon was
 restarted, and the client asks (``fetch``) for every job it has not seen finish: the answer
 is the stored result, or an error saying the job was not finished.

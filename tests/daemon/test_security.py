@@ -328,3 +328,15 @@ def test_serve_with_a_malformed_endpoint_says_how_to_write_one(tmp_path, monkeyp
     monkeypatch.setenv("DRAGEDIT_HOME", str(tmp_path / "home"))
     assert cli.main(["serve", "--endpoint", "tcp://[127.0.0.1]:5555"]) == cli.EXIT_USAGE
     assert "IPv6 address only" in capsys.readouterr().err
+
+
+def test_a_client_started_before_the_daemon_picks_up_the_keys_it_creates(start_daemon, connect, home):
+    """The plug-ins connect first and start the daemon when nobody answers: the keys appear later."""
+    from dragedit.daemon.process import free_local_endpoint
+
+    endpoint = free_local_endpoint()
+    client = connect(endpoint, timeout_s=10.0)
+    assert not (home.keys / "local-client.key_secret").exists()
+    client.poll(50)
+    start_daemon(endpoint=endpoint)
+    assert ready(client)["secure"] is True

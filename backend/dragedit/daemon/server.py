@@ -186,10 +186,11 @@ class Daemon:
         router.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(opts.heartbeat_timeout_s * 1000))
         router.setsockopt(zmq.SNDHWM, 10000)
         try:
-            self._local_key = security.ensure_local_keys(self._paths).decode("ascii")
-            self._auth = security.secure_socket(self._context, router, self._paths, self._local_key.encode("ascii"))
+            local_key = security.ensure_local_keys(self._paths)
+            self._local_key = local_key.decode("ascii")
+            self._auth = security.secure_socket(self._context, router, self._paths, local_key)
             router.bind(opts.endpoint)
-        except (zmq.ZMQError, security.KeySetupError) as exc:
+        except (zmq.ZMQError, security.KeySetupError, OSError) as exc:
             router.close(linger=0)
             if self._auth is not None:
                 self._auth.stop()
@@ -215,6 +216,9 @@ class Daemon:
     def _bind_error(self, exc: Exception) -> str:
         if isinstance(exc, security.KeySetupError):
             return str(exc)
+        if not isinstance(exc, zmq.ZMQError):
+            return (f"cannot create the CurveZMQ keys in {self._paths.keys} ({exc}); free space on its disk, "
+                    "or check that the data folder (DRAGEDIT_HOME) is yours")
         if exc.errno == zmq.EADDRINUSE:
             return (f"{self.options.endpoint} is already in use: another DragEdit daemon (of another user or data "
                     "folder) or another program listens there. Check with 'dragedit status', or choose another "
@@ -354,11 +358,10 @@ class Daemon:
         peer = self._peers.get(peer_id)
         if peer is None or peer.user != job.owner:
             return  # not its owner's connection (any more): the outcome waits in the store for a fetch
-        if peer.verified and self._send(peer_id, message):
-            return
         if peer.verified:
-            return  # the client is gone or not reading; its outcome is stored
-        peer.held[job.key] = message
+            self._send(peer_id, message)  # False: the client is gone or not reading; its outcome is stored
+        else:
+            peer.held[job.key] = message
 
     def _send_held(self, peer_id: bytes, peer: Peer) -> None:
         held, peer.held = peer.held, {}
