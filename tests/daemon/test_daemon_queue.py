@@ -194,6 +194,17 @@ def test_a_model_that_fails_to_load_gives_an_error_and_the_daemon_lives(start_da
     assert status["state"] == "error"
 
 
+def test_a_model_load_that_fails_on_a_full_disk_says_so(start_daemon, connect):
+    import errno
+
+    def full_disk_engine(settings):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/logs/serve.out")
+
+    client = connect(start_daemon(full_disk_engine).bound_endpoint)
+    error = ready(client, state="error")["error"]
+    assert error["code"] == "disk_full" and "free space" in error["hint"] and "diffusers" not in error["hint"]
+
+
 def test_a_job_asking_for_a_model_that_fails_to_load_does_not_stop_the_next_one(start_daemon, connect):
     class PickyEngine(EngineDouble):
         def ensure_model(self, source=None, on_progress=None):

@@ -95,6 +95,10 @@ class Worker(threading.Thread):
     def _load_error(self, exc: Exception) -> EditError:
         if isinstance(exc, EditError):
             return exc
+        if _is_disk_full(exc):
+            return EditError("disk_full", f"the model '{self._settings.model}' could not be loaded: a disk is full ({exc})",
+                             "free space on the disk of the data folder, the model cache or the daemon's log, "
+                             "then restart the daemon; " + self._log_hint)
         return EditError(
             "model_load_failed",
             f"the model '{self._settings.model}' could not be loaded ({type(exc).__name__}: {exc})",
