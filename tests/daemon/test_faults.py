@@ -164,4 +164,8 @@ def test_a_daemon_whose_stderr_is_on_a_full_disk_loads_its_model(tiny_model_dir,
     finally:
         client.close()
         process.terminate()
-        process.wait(60)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
