@@ -48,15 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the daemon that the editors and the CLI talk to",
                                 description="Run the DragEdit daemon (one per user) until Ctrl-C or SIGTERM.")
     serve.add_argument("--endpoint", default=None, help="address to listen on (default: tcp://127.0.0.1:48611); "
-                       "an address other machines can reach needs CurveZMQ keys (dragedit keys)")
+                       "only this user's clients get in (CurveZMQ keys in the data folder), and on an address "
+                       "other machines can reach the clients authorised with 'dragedit keys'")
     _engine_options(serve)
-    serve.add_argument("--secure", action="store_true", help="require CurveZMQ keys even on a local address")
     serve.add_argument("--allow-model", action="append", default=[], metavar="MODEL",
                        help="a model jobs may ask for (hub id, folder or .safetensors file); repeatable")
     serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
                        help="jobs may ask for any model inside this folder; repeatable")
     serve.add_argument("--result-hours", type=float, default=24.0,
                        help="how long unfetched results are kept (default 24)")
+    serve.add_argument("--max-queued-mb", type=int, default=1024,
+                       help="image megabytes that may wait in the queue; more is refused with queue_full (default 1024)")
     serve.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
 
     edit = commands.add_parser("edit", help="drag-edit an image file",
@@ -165,13 +167,21 @@ def create_engine(settings):
 def cmd_serve(args: argparse.Namespace) -> int:
     from .config import Paths
     from .daemon import Daemon, DaemonError, DaemonOptions
-    from .daemon.logs import setup_logging
+    from .daemon.logs import quiet_progress_bars, setup_logging
+    from .daemon.security import EndpointError, check_endpoint
 
+    if args.max_queued_mb < 1:
+        raise UsageError(f"--max-queued-mb {args.max_queued_mb} must be at least 1")
+    try:
+        endpoint = check_endpoint(args.endpoint or default_endpoint())
+    except EndpointError as exc:
+        raise UsageError(str(exc))
     paths = Paths.default().make()
+    quiet_progress_bars()
     options = DaemonOptions(
-        endpoint=args.endpoint or default_endpoint(), settings=engine_settings(args, paths.cache), paths=paths,
-        secure=args.secure, allow_models=tuple(args.allow_model), model_folders=tuple(args.models_dir),
-        result_ttl_s=args.result_hours * 3600)
+        endpoint=endpoint, settings=engine_settings(args, paths.cache), paths=paths,
+        allow_models=tuple(args.allow_model), model_folders=tuple(args.models_dir),
+        result_ttl_s=args.result_hours * 3600, max_queued_bytes=args.max_queued_mb * 2**20)
     daemon = Daemon(options, create_engine)
     try:
         daemon.check()
@@ -438,7 +448,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from .config import Paths
     from .daemon import security
 
-    paths = Paths.default()
+    paths = Paths.default().make()
     try:
         if args.keys_command == "server":
             public = security.create_server_keys(paths, force=args.force)
@@ -448,7 +458,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
             server = security.create_server_keys(paths)
             public, secret = security.new_client(paths, args.name)
             if args.out:
-                write_client_key_file(Path(args.out), public, secret)
+                try:
+                    security.write_key_pair(Path(args.out), public, secret, f"DragEdit client '{args.name}' key pair")
+                except OSError as exc:
+                    raise UsageError(f"cannot write {args.out}: {exc}")
             print(f"client '{args.name}' is authorised. Enter these in the plug-in's settings on that machine:")
             print(f"  server public key: {server.decode()}")
             print(f"  client public key: {public.decode()}")
@@ -467,14 +480,6 @@ def cmd_keys(args: argparse.Namespace) -> int:
     except security.KeySetupError as exc:
         raise UsageError(str(exc))
     return 0
-
-
-def write_client_key_file(path: Path, public: bytes, secret: bytes) -> None:
-    """A ZeroMQ certificate file with the client's pair, readable only by its owner."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"# DragEdit client key pair\nmetadata\ncurve\n    public-key = \"{public.decode()}\"\n"
-                     f"    secret-key = \"{secret.decode()}\"\n")
 
 
 # ---------------------------------------------------------------------------- bench, demo

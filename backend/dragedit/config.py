@@ -6,27 +6,20 @@ Layout of the user data folder::
     logs/daemon.log    rotating log
     results/           finished jobs kept until fetched or expired (msgpack, atomic writes)
     jobs/              one marker per accepted, unfinished job (to report jobs cut by a crash)
-    keys/              CurveZMQ keys: server.key, server.key_secret, authorized/*.key
+    keys/              CurveZMQ keys: server.key, server.key_secret, local-client.key_secret, authorized/*.key
     cache/             the engine's caches
 """
 from __future__ import annotations
 
+import logging
 import os
-import sys
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from dragedit_protocol.keys import KEYS_FOLDER, data_dir
 
-def data_dir() -> Path:
-    """The user data folder (not created)."""
-    explicit = os.environ.get("DRAGEDIT_HOME")
-    if explicit:
-        return Path(explicit).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "dragedit"
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "dragedit"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,7 +54,7 @@ class Paths:
 
     @property
     def keys(self) -> Path:
-        return self.root / "keys"
+        return self.root / KEYS_FOLDER
 
     @property
     def authorized_keys(self) -> Path:
@@ -72,7 +65,22 @@ class Paths:
         return self.root / "cache"
 
     def make(self) -> "Paths":
-        """Create the folders (private to the user) and return self."""
+        """Create the folders private to the user (mode 700, tightened when they exist and others could
+        read them) and return self."""
         for folder in (self.root, self.logs, self.results, self.jobs, self.keys, self.authorized_keys, self.cache):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private(folder)
         return self
+
+
+def make_private(folder: Path) -> None:
+    """Mode 700 for a folder of ours that others could read or enter; a warning when it cannot be."""
+    info = folder.stat()
+    if os.name == "nt" or not info.st_mode & 0o077:
+        return
+    try:
+        os.chmod(folder, stat.S_IMODE(info.st_mode) & 0o700)
+        log.warning("made %s private to its owner (it was mode %o)", folder, stat.S_IMODE(info.st_mode))
+    except OSError as exc:
+        log.warning("%s can be read by other users (mode %o) and cannot be made private: %s; keep DragEdit's data "
+                    "folder in a place only you can read (DRAGEDIT_HOME)", folder, stat.S_IMODE(info.st_mode), exc)

@@ -4,8 +4,13 @@ Only pyzmq and msgpack are needed, so the plug-ins can vendor it. Call ``poll()`
 (every 50-200 ms) and whenever ``fileno()`` becomes readable; it sends what is pending,
 keeps the heartbeat, and returns the daemon's messages as dicts.
 
-Connection handling: the DEALER socket keeps one random routing id for its whole life and the
-daemon hands a reconnected id over to the new connection, so a network blip loses nothing.
+Keys: every daemon speaks CurveZMQ. Without explicit keys (a daemon on another machine) the client
+uses the keys the user's own daemon keeps in the user data folder (``keys.local_client_keys``);
+until that daemon has created them it knocks without, and reads them again on every knock.
+
+Connection handling: the DEALER socket keeps one random routing id for its whole life. The daemon
+does not let a new connection take over a routing id another live connection uses, so after a
+silent network drop the client is served again once the daemon has noticed (its heartbeat timeout).
 Each ``pong``/``welcome`` carries the daemon's instance id; when it changes, the daemon was
 restarted, and the client asks (``fetch``) for every job it has not seen finish: the answer
 is the stored result, or an error saying the job was not finished.
@@ -16,11 +21,13 @@ import os
 import time
 import uuid
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import zmq
 
 from . import DEFAULT_ENDPOINT, messages
+from .keys import KEYS_FOLDER, CurveKeys, data_dir, local_client_keys
 from .messages import PROTOCOL_VERSION, TERMINAL_TYPES, Limits, ProtocolError
 
 CONNECTING = "connecting"
@@ -43,15 +50,26 @@ class DaemonClient:
         server_public_key: bytes | None = None,
         client_public_key: bytes | None = None,
         client_secret_key: bytes | None = None,
+        data_folder: Path | str | None = None,
         heartbeat_interval_s: float = 2.0,
         timeout_s: float = 10.0,
     ):
+        """``server_public_key`` (with this client's pair, or a new one): a daemon on another machine;
+        without it, the local keys from ``data_folder`` (default: the user data folder)."""
         self.endpoint = endpoint
         self.state = CONNECTING
         self.welcome: dict[str, Any] | None = None
         self.error_text = ""
         self._hello = messages.hello(client, client_version, editor, editor_version)
         self._secure = server_public_key is not None
+        self._local_folder = None if self._secure else Path(data_folder if data_folder is not None else data_dir())
+        if self._secure:
+            if client_public_key is None or client_secret_key is None:
+                client_public_key, client_secret_key = zmq.curve_keypair()
+            self._keys = CurveKeys(server_public_key, client_public_key, client_secret_key)
+        else:
+            self._keys = local_client_keys(self._local_folder)
+        self._routing_id = b"c" + os.urandom(15)  # stable across reconnects
         self._interval = heartbeat_interval_s
         self._timeout = timeout_s
         self._outbox: deque[bytes] = deque()
@@ -63,7 +81,8 @@ class DaemonClient:
         self._started = now
         self._last_received = now
         self._last_heartbeat = now
-        self._socket = self._open_socket(server_public_key, client_public_key, client_secret_key)
+        self._last_key_check = now
+        self._socket = self._open_socket()
         self._queue(self._hello)
 
     # ------------------------------------------------------------------ public API
@@ -150,24 +169,29 @@ class DaemonClient:
 
     # ------------------------------------------------------------------ internals
 
-    def _open_socket(self, server_key: bytes | None, public_key: bytes | None, secret_key: bytes | None) -> zmq.Socket:
+    def _open_socket(self) -> zmq.Socket:
         socket = zmq.Context.instance().socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.IMMEDIATE, 1)  # queue only on live connections; the rest waits in _outbox
-        socket.setsockopt(zmq.ROUTING_ID, b"c" + os.urandom(15))  # stable across reconnects
+        socket.setsockopt(zmq.ROUTING_ID, self._routing_id)
         socket.setsockopt(zmq.RECONNECT_IVL, 200)
         socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         socket.setsockopt(zmq.MAXMSGSIZE, messages.MAX_MESSAGE_BYTES)
         socket.setsockopt(zmq.HEARTBEAT_IVL, max(100, int(self._interval * 1000)))
         socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, max(200, int(self._timeout * 1000)))
-        if server_key is not None:
-            if public_key is None or secret_key is None:
-                public_key, secret_key = zmq.curve_keypair()
-            socket.curve_serverkey = server_key
-            socket.curve_publickey = public_key
-            socket.curve_secretkey = secret_key
+        self._keys.apply(socket)
         socket.connect(self.endpoint)
         return socket
+
+    def _reload_local_keys(self) -> None:
+        """Not welcomed yet: the local daemon may have created (or replaced) its keys since; use them."""
+        if self._local_folder is None or self._socket is None:
+            return
+        keys = local_client_keys(self._local_folder)
+        if keys != self._keys:
+            self._keys = keys
+            self._socket.close(linger=0)
+            self._socket = self._open_socket()
 
     def _limits(self) -> Limits:
         published = (self.welcome or {}).get("limits")
@@ -192,6 +216,9 @@ class DaemonClient:
 
     def _heartbeat(self) -> None:
         now = time.monotonic()
+        if self.state != READY and now - self._last_key_check >= self._interval:
+            self._last_key_check = now
+            self._reload_local_keys()
         if now - self._last_heartbeat < self._interval or self._outbox:
             return
         self._last_heartbeat = now
@@ -205,7 +232,13 @@ class DaemonClient:
             return
         if time.monotonic() - self._last_received > self._timeout:
             self.state = UNREACHABLE
-            hint = " and that its server key and your key pair are set up (dragedit keys)" if self._secure else ""
+            if self._secure:
+                hint = " and that its server key and your key pair are set up (dragedit keys)"
+            elif not self._keys.complete:
+                hint = (f"; its keys are not in {self._local_folder / KEYS_FOLDER} yet (the daemon creates them there "
+                        "when it starts: run it as this user, with the same DRAGEDIT_HOME)")
+            else:
+                hint = ""
             self.error_text = (
                 f"The DragEdit daemon at {self.endpoint} does not answer. "
                 f"Check that it is running (start it with: dragedit serve){hint}."

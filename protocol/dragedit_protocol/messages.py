@@ -4,10 +4,13 @@ Every message is a msgpack map with at least ``v`` (the protocol version) and ``
 Client -> daemon: hello, submit, cancel, status, fetch, ping.
 Daemon -> client: welcome, queued, progress, result, error, cancelled, status, pong.
 
-``decode`` enforces the size limits while unpacking (nothing large is allocated before it is
-checked), rejects extension types, and validates every field of the message type; any
-problem raises ``ProtocolError`` carrying an error code, a sentence and a hint, which the
-daemon sends back as an ``error`` message.
+``decode`` bounds what a message may cost before and while unpacking it: a message over
+MAX_SMALL_MESSAGE bytes must be a submit (its type is read from its first bytes, before the rest
+is decoded; only submit carries images), at most MAX_OBJECTS objects are decoded (counted as
+they are built) and nothing is nested more than MAX_DEPTH deep; so a message costs about its
+own size in memory and little time. It rejects extension types and validates every field of
+the message type; any problem raises ``ProtocolError`` carrying an error code, a sentence and a
+hint, which the daemon sends back as an ``error`` message.
 """
 from __future__ import annotations
 
@@ -20,9 +23,12 @@ import msgpack
 PROTOCOL_VERSION = 1
 
 # Hard ceilings used while unpacking; the daemon may announce lower limits in ``welcome``.
-MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 MAX_IMAGE_SIDE = 16384
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+MAX_SMALL_MESSAGE = 64 * 1024  # every message but a submit (and a result) is at most this big
+MAX_MESSAGE_BYTES = MAX_IMAGE_PIXELS * 5 + MAX_SMALL_MESSAGE  # an RGBA image, its mask and the other fields
+MAX_OBJECTS = 10_000  # decoded objects (maps, arrays and their items) in one message
+MAX_DEPTH = 8
 MAX_POINTS = 64
 MAX_STRING = 4096
 MAX_PARAMS = 128
@@ -32,6 +38,8 @@ MAX_MAP = 256
 CLIENT_TYPES = ("hello", "submit", "cancel", "status", "fetch", "ping")
 DAEMON_TYPES = ("welcome", "queued", "progress", "result", "error", "cancelled", "status", "pong")
 TERMINAL_TYPES = ("result", "error", "cancelled")  # a job's last message
+LARGE_CLIENT_TYPES = ("submit",)  # the client messages that carry images
+LARGE_DAEMON_TYPES = ("result", "progress", "welcome", "status")  # images, previews, method schemas
 PHASES = ("load", "lora", "inversion", "drag", "denoise")
 
 
@@ -81,8 +89,9 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise ProtocolError("bad_message", "msgpack extension types are not accepted")
 
 
-def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """Unpack bytes into a map with size limits and no extension types; no validation of fields."""
+def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS, large_types: tuple[str, ...] = LARGE_CLIENT_TYPES) -> dict[str, Any]:
+    """Unpack bytes into a map within the size, object and depth bounds, without extension types;
+    only ``large_types`` may be over MAX_SMALL_MESSAGE bytes. No validation of fields."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ProtocolError("bad_message", "message is not bytes")
     if len(data) > limits.max_message_bytes:
@@ -91,12 +100,22 @@ def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
             f"message of {len(data)} bytes exceeds the limit of {limits.max_message_bytes}",
             "send a smaller image or selection",
         )
+    if len(data) > MAX_SMALL_MESSAGE:
+        kind = peek_type(data)
+        if kind not in large_types:
+            shown = f"a '{kind[:40]}' message" if isinstance(kind, str) else "a message without a type in its first bytes"
+            raise ProtocolError(
+                "too_large", f"{shown} of {len(data)} bytes exceeds {MAX_SMALL_MESSAGE} bytes; only submit carries images",
+                "send images in a submit message, with its 'v' and 'type' first")
+    budget = _ObjectBudget(MAX_OBJECTS)
     try:
         obj = msgpack.unpackb(
             data,
             raw=False,
             strict_map_key=True,
             ext_hook=_no_ext,
+            list_hook=budget.take,
+            object_hook=budget.take,
             max_bin_len=limits.max_message_bytes,
             max_str_len=MAX_STRING * 4,
             max_array_len=MAX_ARRAY,
@@ -106,10 +125,54 @@ def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     except ProtocolError:
         raise
     except Exception as exc:  # msgpack raises many types (ValueError, ExtraData, StackError...)
-        raise ProtocolError("bad_message", f"not a valid msgpack message: {type(exc).__name__}: {exc}")
+        raise ProtocolError("bad_message", f"not a valid msgpack message: {type(exc).__name__}: {str(exc)[:200]}")
     if not isinstance(obj, dict):
         raise ProtocolError("bad_message", "message is not a map")
+    _check_depth(obj)
     return obj
+
+
+def peek_type(data: bytes) -> Any:
+    """The value of a message's 'type' when it is among the entries in its first MAX_SMALL_MESSAGE
+    bytes (None otherwise), read without decoding the rest."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, ext_hook=_no_ext, max_buffer_size=MAX_SMALL_MESSAGE,
+                                max_str_len=MAX_STRING, max_bin_len=MAX_SMALL_MESSAGE, max_array_len=MAX_ARRAY,
+                                max_map_len=MAX_MAP, max_ext_len=0)
+    unpacker.feed(memoryview(data)[:MAX_SMALL_MESSAGE])
+    try:
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "type":
+                return unpacker.unpack()
+            unpacker.skip()
+    except Exception:  # cut off within the first bytes, or not a map: no type there
+        return None
+    return None
+
+
+class _ObjectBudget:
+    """Counts the objects msgpack builds (each map and array with its items) and stops the
+    unpacking once there are more than ``limit``, before a bomb of tiny objects fills memory."""
+
+    def __init__(self, limit: int):
+        self.left = limit
+
+    def take(self, container: Any) -> Any:
+        self.left -= 1 + len(container)
+        if self.left < 0:
+            raise ProtocolError("bad_message", f"message has more than {MAX_OBJECTS} objects",
+                                "send one msgpack map with the fields of its type")
+        return container
+
+
+def _check_depth(message: dict) -> None:
+    stack: list[tuple[Any, int]] = [(message, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ProtocolError("bad_message", f"message is nested more than {MAX_DEPTH} levels deep",
+                                "send one msgpack map with the fields of its type")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
 
 
 # --------------------------------------------------------------------------- field checks
@@ -215,6 +278,14 @@ def _points(msg: dict, width: int, height: int, limits: Limits) -> list[tuple[tu
     return pairs
 
 
+def _model(msg: dict) -> str | None:
+    model = _string(msg, "model", required=False, default=None, max_len=1024)
+    if model is not None and any(ord(c) < 32 for c in model):
+        raise ProtocolError("bad_field", "field 'model' contains control characters",
+                            "name the model by its hub id, folder or .safetensors file")
+    return model
+
+
 def _params(msg: dict) -> dict[str, Any]:
     params = _get(msg, "params", dict, required=False, default={})
     if len(params) > MAX_PARAMS:
@@ -262,8 +333,10 @@ def _check_envelope(msg: dict, types: tuple[str, ...]) -> str:
             "update the DragEdit plug-in and the daemon to the same release (run install.py again)",
         )
     kind = msg.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("bad_message", f"message type is a {type(kind).__name__}, not a string")
     if kind not in types:
-        raise ProtocolError("unknown_type", f"unknown message type {str(kind)[:40]!r}")
+        raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
     return kind
 
 
@@ -294,7 +367,7 @@ def _submit(msg: dict, limits: Limits) -> dict[str, Any]:
         "job_id": job_id,
         "method": _string(msg, "method", max_len=64),
         "params": _params(msg),
-        "model": _string(msg, "model", required=False, default=None, max_len=1024),
+        "model": _model(msg),
         "seed": _int(msg, "seed", 0, 2**63 - 1, required=False, default=None),
         "prompt": _string(msg, "prompt", required=False, default=""),
         "image": image,
@@ -330,7 +403,7 @@ _VALIDATORS = {
 
 def decode_daemon(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Decode a daemon -> client message: envelope, job id and every image a plug-in will read."""
-    msg = unpack(data, limits)
+    msg = unpack(data, limits, LARGE_DAEMON_TYPES)
     kind = _check_envelope(msg, DAEMON_TYPES)
     if kind in ("queued", "progress", "result", "cancelled"):
         _job_id(msg)

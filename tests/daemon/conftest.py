@@ -41,11 +41,13 @@ def start_daemon(home: Paths):
 
 
 @pytest.fixture
-def connect():
-    """connect(endpoint, **DaemonClient options) -> a client that is closed at teardown."""
+def connect(home: Paths):
+    """connect(endpoint, **DaemonClient options) -> a client that is closed at teardown; by default it
+    uses the local keys of the ``home`` data folder (pass data_folder= for another daemon's)."""
     clients: list[DaemonClient] = []
 
     def make(endpoint: str, **options) -> DaemonClient:
+        options.setdefault("data_folder", home.root)
         options.setdefault("client", "tests")
         options.setdefault("client_version", "0")
         options.setdefault("heartbeat_interval_s", 0.2)

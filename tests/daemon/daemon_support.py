@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+import zmq
 
 from dragedit.config import Paths
 from dragedit.daemon import Daemon, DaemonOptions
 from dragedit.engine.api import EngineSettings
 from dragedit_protocol.client import DaemonClient
+from dragedit_protocol.keys import local_client_keys
 
 # the cheapest real-engine job (no LoRA, one inversion step, one drag step), and a long one to cancel or
 # kill: its LoRA phase runs for minutes (the drag phase may end early, once the handles arrive)
@@ -97,3 +99,21 @@ def photo(width: int = 32, height: int = 32, seed: int = 0) -> np.ndarray:
     rgba = np.random.default_rng(seed).integers(0, 256, (height, width, 4), dtype=np.uint8)
     rgba[..., 3] = 255
     return rgba
+
+
+def raw_socket(endpoint: str, data_folder: Path, routing_id: bytes | None = None) -> zmq.Socket:
+    """A bare DEALER socket with the local keys of ``data_folder`` (close it yourself)."""
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    if routing_id is not None:
+        socket.setsockopt(zmq.ROUTING_ID, routing_id)
+    local_client_keys(data_folder).apply(socket)
+    socket.connect(endpoint)
+    return socket
+
+
+def local_job_key(home: Paths, job_id: str) -> str:
+    """The daemon's key of a job submitted with the local keys of ``home``."""
+    from dragedit.daemon.jobs import job_key
+
+    return job_key(local_client_keys(home.root).client_public_key.decode("ascii"), job_id)

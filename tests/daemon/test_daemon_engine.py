@@ -41,9 +41,14 @@ def engine_daemon(tiny_model_dir, tmp_path_factory):
         yield daemon
 
 
+def engine_client(engine_daemon, connect) -> DaemonClient:
+    """A client of the module's daemon, with the keys of its data folder."""
+    return connect(engine_daemon.bound_endpoint, timeout_s=30.0, data_folder=engine_daemon.options.paths.root)
+
+
 @pytest.fixture
 def client(engine_daemon, connect) -> DaemonClient:
-    made = connect(engine_daemon.bound_endpoint, timeout_s=30.0)
+    made = engine_client(engine_daemon, connect)
     ready(made, timeout_s=120)
     return made
 
@@ -74,7 +79,7 @@ def test_submit_gets_queued_progress_and_a_full_size_result(client):
 
 
 def test_two_clients_at_once_each_get_their_own_result(engine_daemon, connect):
-    first, second = (connect(engine_daemon.bound_endpoint, timeout_s=30.0) for _ in range(2))
+    first, second = (engine_client(engine_daemon, connect) for _ in range(2))
     ready(first, 120), ready(second, 120)
     job_a = submit(first, photo(32, 32, seed=1), method="dragdiffusion", params=FAST, points=[(5, 5, 9, 5)])
     job_b = submit(second, photo(48, 24, seed=2), method="dragdiffusion", params=FAST, points=[(20, 10, 20, 16)])
@@ -96,7 +101,7 @@ def test_cancel_of_a_running_and_of_a_queued_job(client):
 
 
 def test_a_bad_submit_gets_an_error_while_another_clients_job_completes(engine_daemon, connect):
-    good, bad = (connect(engine_daemon.bound_endpoint, timeout_s=30.0) for _ in range(2))
+    good, bad = (engine_client(engine_daemon, connect) for _ in range(2))
     ready(good, 120), ready(bad, 120)
     job_id = submit(good, photo(), method="dragdiffusion", params=FAST)
     wrong_param = submit(bad, photo(), method="dragdiffusion", params={"drag_steps": -3})
@@ -118,3 +123,21 @@ def test_out_of_memory_ends_the_job_with_a_hint_frees_memory_and_the_next_job_ru
     assert "smaller region" in error["hint"] and "fp16" in error["hint"]
     assert final(seen, after)["type"] == "result"
     assert FaultyEngine.created[-1].released == 1  # the caches were dropped after the failure
+
+
+def test_a_job_whose_tracking_exceeds_the_free_memory_is_refused(client, monkeypatch):
+    """StableDrag with r2 = 32 and 64 points builds 64 Gram matrices of 4225 x 4225 (about 10 GB in all);
+    the device here is made to have 1 GB free, so the job is refused before any work, with a sentence."""
+    from dragedit.engine import work_budget
+    from dragedit.methods import stabledrag
+
+    assert work_budget.estimated_bytes(stabledrag, {"r2": 32}, 64, 640) > 9 * 2**30
+    monkeypatch.setattr(work_budget, "available_bytes", lambda device: 2**30)
+    rgba = photo(63, 65)
+    points = [(1 + i % 8 * 7, 1 + i // 8 * 7, 6 + i % 8 * 7, 6 + i // 8 * 7) for i in range(64)]
+    refused = submit(client, rgba, method="stabledrag", points=points, params={**FAST, "r2": 32})
+    small = submit(client, rgba, method="stabledrag", points=points[:2], params={**FAST, "r2": 3})
+    seen = pump([client], all_final(refused, small), timeout_s=300)
+    error = final(seen, refused)
+    assert error["code"] == "too_much_work" and "GB" in error["message"] and "r2" in error["hint"]
+    assert final(seen, small)["type"] == "result"

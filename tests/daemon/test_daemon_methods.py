@@ -21,7 +21,7 @@ def daemon(tiny_model_dir, tmp_path_factory):
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_method_through_the_daemon(daemon, connect, method):
-    client = connect(daemon.bound_endpoint, timeout_s=30.0)
+    client = connect(daemon.bound_endpoint, timeout_s=30.0, data_folder=daemon.options.paths.root)
     ready(client, timeout_s=120)
     rgba = photo(72, 56, seed=sorted(METHODS).index(method))  # own image: a RecLoRA is shared across methods
     mask = np.zeros((56, 72), np.uint8)

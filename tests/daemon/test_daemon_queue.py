@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from daemon_support import all_final, eventually, final, image, pump, ready, submit
+from daemon_support import all_final, eventually, final, image, local_job_key, pump, raw_socket, ready, submit
 from dragedit.daemon.results import ResultStore
 from engine_double import EngineDouble
 
@@ -19,7 +19,7 @@ def test_welcome_describes_the_daemon_and_the_methods(start_daemon, connect):
     assert welcome["device"] == "cpu" and welcome["model"] == "double-model"
     assert [m["name"] for m in welcome["methods"]] == ["double"]
     assert {p["name"] for p in welcome["methods"][0]["params"]} == {"steps", "step_s", "fault"}
-    assert welcome["limits"]["max_points"] == 64 and welcome["secure"] is False
+    assert welcome["limits"]["max_points"] == 64 and welcome["secure"] is True
 
 
 def test_welcome_arrives_while_the_model_loads_and_again_when_it_is_ready(start_daemon, connect):
@@ -127,13 +127,9 @@ def test_a_bad_submit_gets_an_error_while_another_clients_job_completes(start_da
     assert final(seen, unknown_param)["code"] == "bad_param" and "colour" in final(seen, unknown_param)["message"]
 
 
-def test_raw_garbage_gets_error_replies_and_the_daemon_keeps_serving(start_daemon, connect):
-    import zmq
-
+def test_raw_garbage_gets_error_replies_and_the_daemon_keeps_serving(start_daemon, connect, home):
     daemon = start_daemon()
-    raw = zmq.Context.instance().socket(zmq.DEALER)
-    raw.setsockopt(zmq.LINGER, 0)
-    raw.connect(daemon.bound_endpoint)
+    raw = raw_socket(daemon.bound_endpoint, home.root)
     try:
         for data in (b"", b"\xc1garbage", b"\x93\x01\x02\x03"):
             raw.send(data)
@@ -216,6 +212,17 @@ def test_when_the_daemons_model_fails_a_job_naming_another_model_still_runs(star
     assert final(seen, demo_job)["type"] == "result"  # and the welcome now says a model is loaded
 
 
+def test_a_model_load_that_fails_on_a_full_disk_says_so(start_daemon, connect):
+    import errno
+
+    def full_disk_engine(settings):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/logs/serve.out")
+
+    client = connect(start_daemon(full_disk_engine).bound_endpoint)
+    error = ready(client, state="error")["error"]
+    assert error["code"] == "disk_full" and "free space" in error["hint"] and "diffusers" not in error["hint"]
+
+
 def test_a_job_asking_for_a_model_that_fails_to_load_does_not_stop_the_next_one(start_daemon, connect):
     class PickyEngine(EngineDouble):
         def ensure_model(self, source=None, on_progress=None):
@@ -239,14 +246,15 @@ def test_a_client_that_vanishes_mid_job_can_fetch_the_result_later(start_daemon,
     pump([first], lambda seen: any(m["type"] == "progress" for m in seen))
     first.close()  # the editor was killed
     store = ResultStore(home.results, home.jobs)
-    eventually(lambda: store.get(job_id) is not None)
-    assert store.get(job_id)["message"]["type"] == "result"  # finished and kept on disk
+    key = local_job_key(home, job_id)
+    eventually(lambda: store.get(key) is not None)
+    assert store.get(key)["message"]["type"] == "result"  # finished and kept on disk
     second = connect(daemon.bound_endpoint)
     ready(second)
     second.fetch(job_id)
     result = final(pump([second], all_final(job_id)), job_id)
     assert result["type"] == "result" and result["image"]["width"] == 16
-    eventually(lambda: store.get(job_id) is None)  # fetched: removed
+    eventually(lambda: store.get(key) is None)  # fetched: removed
     second.fetch(job_id)
     assert final(pump([second], all_final(job_id)), job_id)["code"] == "unknown_job"
 
@@ -314,7 +322,7 @@ def test_shutdown_tells_waiting_clients_and_records_it(start_daemon, connect, ho
     seen = pump([client], all_final(running, waiting))
     assert final(seen, waiting)["code"] == "daemon_stopped" and final(seen, running)["type"] == "cancelled"
     store = ResultStore(home.results, home.jobs)
-    assert store.get(waiting)["message"]["code"] == "daemon_stopped"
+    assert store.get(local_job_key(home, waiting))["message"]["code"] == "daemon_stopped"
     assert list(home.jobs.iterdir()) == []  # no job is left marked unfinished
 
 
@@ -341,3 +349,82 @@ def test_a_second_daemon_is_refused_for_the_same_user_and_on_a_used_address(star
         start_daemon()  # same data folder, any address
     with pytest.raises(DaemonError, match="already in use.*--endpoint"):
         start_daemon(endpoint=first.bound_endpoint, paths=Paths(tmp_path / "other-user"))
+
+
+def test_cancelling_a_running_job_from_another_connection_answers_both(start_daemon, connect):
+    daemon = start_daemon()
+    submitter, canceller = connect(daemon.bound_endpoint), connect(daemon.bound_endpoint)
+    ready(submitter), ready(canceller)
+    job_id = submit(submitter, params={"steps": 200, "step_s": 0.02})
+    pump([submitter], lambda seen: any(m["type"] == "progress" for m in seen))
+    canceller.cancel(job_id)
+    seen = pump([submitter, canceller], lambda seen: all(
+        final([m for m in seen if m["_client"] == c], job_id) is not None for c in (0, 1)), timeout_s=20)
+    assert [final([m for m in seen if m["_client"] == c], job_id)["type"] for c in (0, 1)] == ["cancelled"] * 2
+
+
+def test_the_bytes_waiting_in_the_queue_are_capped(start_daemon, connect):
+    big = image(256, 256)  # 256 KiB of RGBA
+    daemon = start_daemon(max_queued_bytes=600 * 1024)
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+    running = submit(client, big, params={"steps": 100, "step_s": 0.02})
+    pump([client], lambda seen: any(m["type"] == "progress" for m in seen))
+    waiting = [submit(client, big) for _ in range(3)]  # the third would hold 768 KiB in the queue
+    seen = pump([client], all_final(waiting[2]))
+    refused = final(seen, waiting[2])
+    assert refused["code"] == "queue_full" and "--max-queued-mb" in refused["hint"] and "MB" in refused["message"]
+    client.cancel(running)
+    seen += pump([client], all_final(running, *waiting[:2]))
+    assert [final(seen, job)["type"] for job in waiting[:2]] == ["result", "result"]
+
+
+def test_a_model_name_with_a_nul_byte_is_refused_for_its_job(start_daemon, home):
+    from dragedit_protocol import messages
+
+    daemon = start_daemon()
+    raw = raw_socket(daemon.bound_endpoint, home.root)
+    try:
+        request = messages.submit("nul-model", "double", image().tobytes(), 16, 12, [(2, 2, 6, 5)], model="/a\0b")
+        raw.send(messages.encode(request))
+        assert raw.poll(10_000)
+        reply = messages.decode_daemon(raw.recv())
+    finally:
+        raw.close()
+    assert reply["type"] == "error" and reply["job_id"] == "nul-model" and reply["code"] == "bad_field"
+
+
+def test_a_failure_while_handling_a_submit_is_that_jobs_final_message(start_daemon, connect, monkeypatch):
+    daemon = start_daemon()
+    client = connect(daemon.bound_endpoint)
+    ready(client)
+
+    def broken(policy, model):
+        raise ValueError("a bug in the model policy")
+
+    monkeypatch.setattr(type(daemon._policy), "check", broken)
+    job_id = submit(client)
+    error = final(pump([client], all_final(job_id)), job_id)
+    assert error["code"] == "internal_error" and error["job_id"] == job_id
+    monkeypatch.undo()
+    assert final(pump([client], all_final(second := submit(client))), second)["type"] == "result"
+
+
+def test_client_text_is_logged_with_its_control_characters_escaped(start_daemon, connect, tmp_path, capfd):
+    import logging
+
+    from dragedit.daemon.logs import setup_logging
+
+    logger = logging.getLogger("dragedit")
+    before = list(logger.handlers)
+    setup_logging(tmp_path / "daemon.log")  # the daemon's own file and stderr handlers
+    try:
+        daemon = start_daemon()
+        ready(connect(daemon.bound_endpoint, client="evil\n2026-01-01 INFO forged line\x1b[31m"))
+    finally:
+        for handler in [h for h in logger.handlers if h not in before]:
+            logger.removeHandler(handler)
+            handler.close()
+    for text in ((tmp_path / "daemon.log").read_text(), capfd.readouterr().err):
+        lines = [line for line in text.splitlines() if "evil" in line or "forged" in line]
+        assert len(lines) == 1 and "evil\\n2026-01-01 INFO forged line\\x1b[31m" in lines[0] and "\x1b" not in text

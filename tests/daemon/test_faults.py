@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon_support import FAST, SLOW, all_final, final, photo, pump, ready, submit
+from daemon_support import FAST, SLOW, all_final, eventually, final, photo, pump, ready, submit
 from dragedit.config import Paths
+from dragedit.daemon import security
 from dragedit.daemon.process import DaemonProcess, free_local_endpoint
 from dragedit.daemon.results import read_map
 
@@ -42,7 +43,7 @@ def test_sigkill_mid_job_then_restart_serves_at_once_and_reports_the_lost_job(ti
     endpoint = free_local_endpoint()
     first = DaemonProcess(home, str(tiny_model_dir), endpoint, SERVE_OPTIONS).start()
     daemons.append(first)
-    client = connect(endpoint, timeout_s=5.0, heartbeat_interval_s=0.2)
+    client = connect(endpoint, timeout_s=5.0, heartbeat_interval_s=0.2, data_folder=home)
     ready(client, timeout_s=300)
     old_instance = client.welcome["instance"]
     doomed = submit(client, photo(), method="dragdiffusion", params=SLOW)
@@ -86,6 +87,7 @@ def full_disk(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
     try:
         home = Paths(mount_point / "home").make()
+        security.ensure_local_keys(home)  # as a daemon that ran before the disk filled up
         with open(mount_point / "filler", "wb") as filler:
             try:
                 while True:
@@ -105,7 +107,7 @@ def test_a_full_disk_does_not_stop_the_daemon(tiny_model_dir, full_disk, start_d
     settings = EngineSettings(model=str(tiny_model_dir), device="cpu", dtype="fp32", work_size=64,
                               cache_dir=str(full_disk.cache))
     daemon = start_daemon(create_engine, paths=full_disk, settings=settings)
-    client = connect(daemon.bound_endpoint, timeout_s=30.0)
+    client = connect(daemon.bound_endpoint, timeout_s=30.0, data_folder=daemon.options.paths.root)
     ready(client, timeout_s=120)
     with_cache = submit(client, photo(), method="dragdiffusion", params={**FAST, "lora_steps": 1})
     plain = submit(client, photo(seed=3), method="dragdiffusion", params=FAST)
@@ -116,3 +118,54 @@ def test_a_full_disk_does_not_stop_the_daemon(tiny_model_dir, full_disk, start_d
     client.request_status()
     assert pump([client], lambda seen: any(m["type"] == "status" for m in seen))[-1]["state"] == "ready"
     assert not [p for p in full_disk.results.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_outcome_the_full_disk_refused_is_fetched_from_memory(full_disk, start_daemon, connect):
+    daemon = start_daemon(paths=full_disk)
+    first = connect(daemon.bound_endpoint, data_folder=full_disk.root)
+    ready(first)
+    job_id = submit(first, params={"steps": 20, "step_s": 0.02})
+    pump([first], lambda seen: any(m["type"] == "progress" for m in seen))
+    first.close()  # the editor went away; the result cannot be written to the full disk
+    eventually(lambda: daemon._running is None)
+    second = connect(daemon.bound_endpoint, data_folder=full_disk.root)
+    ready(second)
+    second.fetch(job_id)
+    result = final(pump([second], all_final(job_id)), job_id)
+    assert result["type"] == "result" and result["image"]["width"] == 16
+
+
+def test_an_outcome_dropped_from_memory_is_reported_as_a_full_disk(full_disk):
+    from dragedit.daemon.results import ResultStore
+    from dragedit_protocol import messages
+
+    store = ResultStore(full_disk.results, full_disk.jobs, memory_bytes=300_000)
+    outcome = messages.result("j", bytes(200_000), 250, 200, [(1.0, 1.0)], {}, 1, {})
+    assert store.put("a-j1", "me", {**outcome, "job_id": "j1"}) is False  # the disk refused it: kept in memory
+    assert store.get("a-j1")["message"]["job_id"] == "j1" and not store.lost("a-j1")
+    assert store.put("a-j2", "me", {**outcome, "job_id": "j2"}) is False  # over the budget: the oldest goes
+    assert store.get("a-j1") is None and store.lost("a-j1") and store.get("a-j2") is not None
+
+
+def test_a_daemon_whose_stderr_is_on_a_full_disk_loads_its_model(tiny_model_dir, tmp_path):
+    """/dev/full answers every write with ENOSPC, like a log file on a full disk."""
+    from dragedit_protocol.client import DaemonClient
+
+    home = tmp_path / "home"
+    endpoint = free_local_endpoint()
+    with open("/dev/full", "wb") as full:
+        process = subprocess.Popen([sys.executable, "-m", "dragedit", "serve", "--endpoint", endpoint, "--model",
+                                    str(tiny_model_dir), *SERVE_OPTIONS], env={**os.environ, "DRAGEDIT_HOME": str(home)},
+                                   stdout=full, stderr=full, stdin=subprocess.DEVNULL)
+    client = DaemonClient(endpoint, client="tests", client_version="0", data_folder=home, timeout_s=300)
+    try:
+        pump([client], lambda _: client.state == "ready" and client.welcome["state"] in ("ready", "error"), 300)
+        assert client.welcome["state"] == "ready", client.welcome["error"]
+    finally:
+        client.close()
+        process.terminate()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

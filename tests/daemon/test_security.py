@@ -1,8 +1,11 @@
-"""CurveZMQ and the model policy: no keys, no remote serving; unknown keys get no reply at all;
-a client cannot touch another client's jobs; remote jobs cannot name arbitrary model files."""
+"""CurveZMQ and the model policy: no authorised keys, no remote serving; unknown keys get no reply
+at all; a client cannot touch (or learn about) another client's jobs, not even with its routing id;
+other OS users cannot reach a local daemon; remote jobs cannot name arbitrary model files."""
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 import zmq
@@ -15,8 +18,19 @@ from dragedit_protocol.client import DaemonClient
 
 
 def test_an_address_other_machines_can_reach_needs_keys(start_daemon):
-    with pytest.raises(DaemonError, match="dragedit keys server"):
+    with pytest.raises(DaemonError, match="dragedit keys new-client"):
         start_daemon(endpoint="tcp://0.0.0.0:*")
+
+
+@pytest.mark.parametrize("endpoint, problem", [
+    ("tcp://[127.0.0.1]:5555", "IPv6 address only"), ("tcp://127.0.0.1", "no valid port"),
+    ("tcp://127.0.0.1:99999", "no valid port"), ("http://127.0.0.1:80", "not a daemon address"),
+    ("tcp://:5555", "no valid host"),
+])
+def test_a_malformed_endpoint_is_a_sentence(endpoint, problem):
+    with pytest.raises(security.EndpointError, match=problem):
+        security.check_endpoint(endpoint)
+    security.is_local_endpoint(endpoint)  # answers, never raises (it raised ValueError for the brackets)
 
 
 @pytest.mark.parametrize("endpoint, local", [
@@ -27,14 +41,22 @@ def test_which_endpoints_are_local(endpoint, local):
     assert security.is_local_endpoint(endpoint) is local
 
 
-@pytest.fixture
-def secure_daemon(start_daemon, home):
-    """A CurveZMQ daemon listening on every interface, with one authorised client, 'alice'."""
+def reachable_daemon(start_daemon, home, **options):
+    """A daemon listening on every interface (one client authorised first: 'first'), with
+    ``test_endpoint`` on loopback."""
     security.create_server_keys(home)
-    daemon = start_daemon(endpoint="tcp://0.0.0.0:*")
-    assert daemon.secure
+    security.new_client(home, "first")
+    daemon = start_daemon(endpoint="tcp://0.0.0.0:*", **options)
     port = daemon.bound_endpoint.rsplit(":", 1)[1]
     daemon.test_endpoint = f"tcp://127.0.0.1:{port}"
+    return daemon
+
+
+@pytest.fixture
+def secure_daemon(start_daemon, home):
+    """A CurveZMQ daemon listening on every interface."""
+    daemon = reachable_daemon(start_daemon, home)
+    assert daemon.secure
     return daemon
 
 
@@ -53,7 +75,7 @@ def stays_silent(client: DaemonClient, seconds: float = 2.5) -> list[dict]:
     return received
 
 
-def test_an_authorised_client_is_served_and_an_unknown_one_gets_no_reply(secure_daemon, home, connect):
+def test_an_authorised_client_is_served_and_an_unknown_one_gets_no_reply(secure_daemon, home, connect, tmp_path):
     alice = client_with(home, secure_daemon, security.new_client(home, "alice"), connect)
     assert ready(alice)["secure"] is True
     job_id = submit(alice)
@@ -63,7 +85,7 @@ def test_an_authorised_client_is_served_and_an_unknown_one_gets_no_reply(secure_
     assert stays_silent(stranger) == [] and stranger.state == "unreachable"
     assert "keys" in stranger.error_text
 
-    plain = connect(secure_daemon.test_endpoint, timeout_s=1.5)  # no CurveZMQ at all
+    plain = connect(secure_daemon.test_endpoint, timeout_s=1.5, data_folder=tmp_path)  # no CurveZMQ at all
     assert stays_silent(plain) == [] and plain.state == "unreachable"
 
 
@@ -98,10 +120,7 @@ def test_an_authorised_client_cannot_fetch_or_cancel_another_clients_job(secure_
 def test_a_remote_daemon_serves_only_the_models_it_is_configured_for(start_daemon, home, connect, tmp_path):
     models = tmp_path / "models"
     (models / "fine-tune").mkdir(parents=True)
-    security.create_server_keys(home)
-    daemon = start_daemon(endpoint="tcp://0.0.0.0:*", model_folders=(str(models),), allow_models=("org/allowed",))
-    port = daemon.bound_endpoint.rsplit(":", 1)[1]
-    daemon.test_endpoint = f"tcp://127.0.0.1:{port}"
+    daemon = reachable_daemon(start_daemon, home, model_folders=(str(models),), allow_models=("org/allowed",))
     client = client_with(home, daemon, security.new_client(home, "alice"), connect)
     ready(client)
     jobs = {model: submit(client, model=model) for model in
@@ -115,13 +134,16 @@ def test_a_remote_daemon_serves_only_the_models_it_is_configured_for(start_daemo
 
 def test_model_policy_rules(tmp_path):
     folder = tmp_path / "models"
-    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "unet").mkdir(parents=True)
     (tmp_path / "outside").mkdir()
     (folder / "link").symlink_to(tmp_path / "outside")
+    (folder / "linked-unet").mkdir()
+    (folder / "linked-unet" / "unet").symlink_to(tmp_path / "outside")  # a model folder whose unet/ is elsewhere
     remote = ModelPolicy.for_daemon("base/model", ("org/ok",), (str(folder),), local=False)
     assert remote.check(None) is None and remote.check("base/model") == "base/model"
     assert remote.check("org/ok") == "org/ok" and remote.check(str(folder / "a")) == str(folder / "a")
-    for refused in ("org/nope", str(folder / "link"), str(folder), "relative/path", "~/x"):
+    for refused in ("org/nope", str(folder / "link"), str(folder), "relative/path", "~/x", str(folder / "linked-unet"),
+                    f"{folder}/a\0/etc/passwd"):
         with pytest.raises(EditError) as err:
             remote.check(refused)
         assert err.value.code == "model_not_allowed" and "--allow-model" in err.value.hint
@@ -183,3 +205,138 @@ def test_plugin_session_reaches_a_keyed_daemon_through_the_environment(secure_da
     with pytest.raises(UserError) as err:
         make(secure_daemon.test_endpoint)
     assert "DRAGEDIT_CLIENT_KEY_FILE" in str(err.value) + err.value.hint
+
+
+OTHER_USER_SCRIPT = r"""
+import json, sys, time
+from dragedit_protocol.client import DaemonClient
+endpoint, home = sys.argv[1], sys.argv[2]
+try:
+    open(home + "/keys/local-client.key_secret").read()
+    keys = "readable"
+except OSError as exc:
+    keys = type(exc).__name__
+client = DaemonClient(endpoint, client="intruder", client_version="0", data_folder=home, timeout_s=4)
+client.request_status()
+got = []
+deadline = time.monotonic() + 4
+while time.monotonic() < deadline:
+    got += [m["type"] for m in client.poll(50)]
+print(json.dumps({"keys": keys, "received": got}))
+"""
+
+
+def test_another_os_user_cannot_reach_a_local_daemon(start_daemon, connect):
+    """A real second process running as 'nobody' (setpriv) on the same machine and loopback port, with
+    the data folder's parents open to it, as a home folder often is."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from dragedit.config import Paths
+
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to run a process as another user")
+    parent = Path(tempfile.mkdtemp(prefix="dragedit-other-user-"))
+    try:
+        parent.chmod(0o755)
+        home = Paths(parent / "home").make()
+        daemon = start_daemon(paths=home)
+        owner = connect(daemon.bound_endpoint, data_folder=home.root)
+        ready(owner)
+        job_id = submit(owner, params={"steps": 200, "step_s": 0.02})
+        pump([owner], lambda seen: any(m["type"] == "progress" for m in seen))
+        run = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", sys.executable,
+                              "-c", OTHER_USER_SCRIPT, daemon.bound_endpoint, str(home.root)],
+                             capture_output=True, text=True, timeout=60, cwd="/")
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout) == {"keys": "PermissionError", "received": []}
+        assert (home.keys.stat().st_mode & 0o077) == 0 and (home.root.stat().st_mode & 0o077) == 0
+        assert final(pump([owner], all_final(job_id)), job_id)["type"] == "result"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_another_key_using_a_clients_routing_id_gets_nothing_of_its_jobs(secure_daemon, home, connect):
+    from dragedit_protocol import messages
+
+    alice = client_with(home, secure_daemon, security.new_client(home, "alice"), connect)
+    ready(alice)
+    job_id = submit(alice, params={"steps": 60, "step_s": 0.02})
+    pump([alice], lambda seen: any(m["type"] == "progress" for m in seen))
+    mallory_public, mallory_secret = security.new_client(home, "mallory")
+    thief = zmq.Context.instance().socket(zmq.DEALER)
+    thief.setsockopt(zmq.LINGER, 0)
+    thief.setsockopt(zmq.ROUTING_ID, alice._routing_id)  # the routing id alice chose
+    thief.curve_serverkey = security.load_server_keys(home)[0]
+    thief.curve_publickey, thief.curve_secretkey = mallory_public, mallory_secret
+    thief.connect(secure_daemon.test_endpoint)
+    stolen, seen = [], []
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            thief.send(messages.encode(messages.ping()), zmq.NOBLOCK)
+            seen += alice.poll(20)
+            while thief.poll(20):
+                stolen.append(messages.decode_daemon(thief.recv()))
+        if final(seen, job_id) is None:
+            seen += pump([alice], all_final(job_id))
+    finally:
+        thief.close()
+    assert [m for m in stolen if m.get("job_id") == job_id] == []
+    assert final(seen, job_id)["type"] == "result"
+
+
+def test_a_job_id_of_another_key_is_not_revealed(secure_daemon, home, connect):
+    alice = client_with(home, secure_daemon, security.new_client(home, "alice"), connect)
+    mallory = client_with(home, secure_daemon, security.new_client(home, "mallory"), connect)
+    ready(alice), ready(mallory)
+    job_id = submit(alice, params={"steps": 30, "step_s": 0.02})
+    mallory.request_status()
+    status = pump([mallory], lambda seen: any(m["type"] == "status" for m in seen))[-1]
+    assert status["running"] is None or status["running"]["job_id"] is None  # not alice's id
+    assert submit(mallory, job_id=job_id) == job_id  # a separate job of mallory's, not 'duplicate_job'
+    seen = pump([alice, mallory], lambda seen: all(
+        final([m for m in seen if m["_client"] == c], job_id) is not None for c in (0, 1)))
+    assert [final([m for m in seen if m["_client"] == c], job_id)["type"] for c in (0, 1)] == ["result", "result"]
+
+
+def test_secret_files_and_the_data_folder_end_up_private(tmp_path, monkeypatch, capsys):
+    from dragedit import cli
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    monkeypatch.setenv("DRAGEDIT_HOME", str(home))
+    key_file = tmp_path / "studio.key_secret"
+    key_file.write_text("old\n")
+    key_file.chmod(0o644)
+    assert cli.main(["keys", "new-client", "studio", "--out", str(key_file)]) == 0
+    assert key_file.stat().st_mode & 0o777 == 0o600 and "secret-key" in key_file.read_text()
+    assert home.stat().st_mode & 0o777 == 0o700
+    link = tmp_path / "link.key_secret"
+    link.symlink_to(tmp_path / "elsewhere")
+    assert cli.main(["keys", "new-client", "other", "--out", str(link)]) == cli.EXIT_USAGE
+    assert "cannot write" in capsys.readouterr().err and not (tmp_path / "elsewhere").exists()
+
+
+def test_serve_with_a_malformed_endpoint_says_how_to_write_one(tmp_path, monkeypatch, capsys):
+    from dragedit import cli
+
+    monkeypatch.setenv("DRAGEDIT_HOME", str(tmp_path / "home"))
+    assert cli.main(["serve", "--endpoint", "tcp://[127.0.0.1]:5555"]) == cli.EXIT_USAGE
+    assert "IPv6 address only" in capsys.readouterr().err
+
+
+def test_a_client_started_before_the_daemon_picks_up_the_keys_it_creates(start_daemon, connect, home):
+    """The plug-ins connect first and start the daemon when nobody answers: the keys appear later."""
+    from dragedit.daemon.process import free_local_endpoint
+
+    endpoint = free_local_endpoint()
+    client = connect(endpoint, timeout_s=10.0)
+    assert not (home.keys / "local-client.key_secret").exists()
+    client.poll(50)
+    start_daemon(endpoint=endpoint)
+    assert ready(client)["secure"] is True

@@ -157,6 +157,7 @@ def run_in_krita(script: Path, plugin_dirs: list[Path], env: dict[str, str], fix
     """
     if root is None:
         ensure_krita()
+    env = {**daemon_keys(env.get("DRAGEDIT_ENDPOINT", ""), root), **env}
     inside = Path("/var/tmp/dragedit-e2e-krita")  # the chroot's Krita home and exchange folder
     home = KRITA_HOME if root is None else root / inside.relative_to("/") / "home"
     with _cache_lock("krita-home" if root is None else "krita-root-home"):
@@ -268,6 +269,7 @@ def run_in_gimp(script: Path, plugin_dirs: list[Path], env: dict[str, str], time
         inside = f"/tmp/dragedit-e2e/{Path(script).name}"
         (root / inside.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(script, root / inside.lstrip("/"))
+        env = {**daemon_keys(env.get("DRAGEDIT_ENDPOINT", ""), root), **env}
         batch = f"exec(compile(open({inside!r}).read(), {inside!r}, 'exec'))"
         cmd = ["chroot", str(root), "env", "-i", f"HOME={GIMP_HOME}", "LANG=C.UTF-8", "PATH=/usr/bin:/bin",
                *(f"{k}={v}" for k, v in env.items()),
@@ -317,19 +319,45 @@ def screenshot_folder(editor: str) -> Path:
     return folder
 
 
+KEY_VARIABLES = ("DRAGEDIT_SERVER_KEY", "DRAGEDIT_CLIENT_KEY_FILE")
+_DAEMON_KEYS: dict[str, dict[str, str]] = {}  # endpoint -> the KEY_VARIABLES of the daemon start_daemon started there
+
+
+def daemon_keys(endpoint: str, root: Path | None = None) -> dict[str, str]:
+    """The client keys of the test daemon at ``endpoint`` as KEY_VARIABLES ({} for another endpoint).
+
+    ``root``: as a chroot sees them (the key file copied in): an editor there does not share the
+    daemon user's data folder, like a client on another machine.
+    """
+    keys = _DAEMON_KEYS.get(endpoint)
+    if not keys or root is None:
+        return dict(keys or {})
+    inside = f"/tmp/dragedit-e2e/client-{abs(hash(endpoint))}.key_secret"
+    target = root / inside.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(keys["DRAGEDIT_CLIENT_KEY_FILE"], target)
+    target.chmod(0o600)
+    return {"DRAGEDIT_SERVER_KEY": keys["DRAGEDIT_SERVER_KEY"], "DRAGEDIT_CLIENT_KEY_FILE": inside}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def daemon_answers(endpoint: str, timeout_s: float = 5) -> bool:
-    """Whether a daemon at endpoint answers a ping within timeout_s."""
+def daemon_answers(endpoint: str, timeout_s: float = 5, home: Path | None = None) -> bool:
+    """Whether a daemon at endpoint answers a ping within timeout_s, with the local keys of its data
+    folder ``home`` (default: the keys of the daemon start_daemon started there, see daemon_keys)."""
     import zmq  # the test run's own pyzmq (the virtualenv's), not an editor's
     from dragedit_protocol import messages
+    from dragedit_protocol.keys import load_client_keys, local_client_keys
 
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    known = daemon_keys(endpoint)
+    keys = local_client_keys(home) if home is not None else load_client_keys(*(known.get(k) for k in KEY_VARIABLES))
+    keys.apply(sock)
     sock.connect(endpoint)
     try:
         deadline = time.monotonic() + timeout_s
@@ -346,7 +374,9 @@ def start_daemon(model_dir: Path | str, home: Path, timeout_s: float = 120,
                  extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """Start `.venv/bin/dragedit serve` with DRAGEDIT_HOME=home on a free loopback port; wait until it answers a ping.
 
-    ``model_dir``: its --model (a folder, or e.g. a hub id that cannot load here). Its output goes
+    ``model_dir``: its --model (a folder, or e.g. a hub id that cannot load here). Only clients with
+    the daemon's keys get in (CurveZMQ): daemon_keys(endpoint) gives them to the editors the tests
+    start (run_in_krita and run_in_gimp add them for the DRAGEDIT_ENDPOINT they pass). Its output goes
     to home/daemon.out. The caller terminates the process.
     """
     home = Path(home)
@@ -361,7 +391,12 @@ def start_daemon(model_dir: Path | str, home: Path, timeout_s: float = 120,
             stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
-        if daemon_answers(endpoint, timeout_s=1):
+        if daemon_answers(endpoint, timeout_s=1, home=home):
+            from dragedit_protocol.keys import KEYS_FOLDER, LOCAL_CLIENT_FILE, local_client_keys
+
+            _DAEMON_KEYS[endpoint] = {
+                "DRAGEDIT_SERVER_KEY": local_client_keys(home).server_public_key.decode("ascii"),
+                "DRAGEDIT_CLIENT_KEY_FILE": str(home / KEYS_FOLDER / LOCAL_CLIENT_FILE)}
             return proc, endpoint
     proc.kill()
     proc.wait()

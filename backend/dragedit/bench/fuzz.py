@@ -5,8 +5,12 @@ with bytes overwritten, valid envelopes with a wrong value in one field (negativ
 coordinates, wrong types, huge strings), and a set of known-nasty messages (100k points, a
 1 GB declared image, unknown methods and parameters, extension types, nesting bombs, path-like
 job ids, extra frames). A few valid messages keep the normal replies flowing. Every message
-must be answered; the daemon must not die. Prints messages sent, replies by type, unanswered
-messages, daemon crashes and memory growth; exit status 0 when nothing went unanswered and the
+must be answered; the daemon must not die. A probe client pings all along and records the
+longest time the daemon's I/O thread took to answer (the longest stall). Then one message of each
+expensive shape (an object bomb, a big field in a ping, deep nesting, a big submit) per size shows
+what a single message costs: the daemon's peak memory above its idle size, and the stall.
+Prints messages sent, replies by type, unanswered messages, daemon crashes, memory growth, the
+longest stall and the cost per message size; exit status 0 when nothing went unanswered and the
 daemon lived.
 """
 from __future__ import annotations
@@ -16,14 +20,17 @@ import json
 import math
 import random
 import sys
+import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import msgpack
 import zmq
 
 from dragedit_protocol import messages
+from dragedit_protocol.keys import CurveKeys, local_client_keys
 
 from ..daemon.process import DaemonProcess
 from .load import bench_daemon
@@ -131,14 +138,119 @@ def nasty_messages(method: str) -> list[dict | bytes | list[bytes]]:
     ]
 
 
+def object_bomb(size: int) -> bytes:
+    """A ping with an extra field of arrays of empty arrays: one byte per Python list, ``size`` bytes."""
+    inner = b"\xdc\x0f\xff" + b"\x90" * 4095  # an array of 4095 empty arrays
+    count = max(1, size // len(inner))
+    head = msgpack.packb({"v": messages.PROTOCOL_VERSION, "type": "ping"})[1:]
+    return b"\x83" + head + msgpack.packb("x") + b"\xdd" + count.to_bytes(4, "big") + inner * count
+
+
+def big_field(size: int) -> bytes:
+    """A ping carrying ``size`` bytes in an extra field."""
+    return msgpack.packb({"v": messages.PROTOCOL_VERSION, "type": "ping", "x": bytes(size)}, use_bin_type=True)
+
+
+def deep_nesting(depth: int = 1000) -> bytes:
+    """A ping with an extra field nested ``depth`` arrays deep."""
+    head = msgpack.packb({"v": messages.PROTOCOL_VERSION, "type": "ping"})[1:]
+    return b"\x83" + head + msgpack.packb("x") + b"\x91" * depth + b"\xc0"
+
+
+def big_submit(size: int) -> bytes:
+    """A well-formed submit of about ``size`` bytes for a method no daemon has (decoded, then refused)."""
+    side = max(8, int(math.sqrt(size / 4)))
+    message = messages.submit("cost-probe", "no-such-method", bytes(side * side * 4), side, side, [(1, 1, 5, 5)])
+    return messages.encode(message)
+
+
+COST_SHAPES = {"object bomb": object_bomb, "big field": big_field, "big submit": big_submit}
+
+
+def bench_socket(context: zmq.Context, endpoint: str, keys: CurveKeys) -> zmq.Socket:
+    """A DEALER socket connected to the daemon with the user's local CurveZMQ keys."""
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    keys.apply(socket)
+    socket.connect(endpoint)
+    return socket
+
+
+class StallProbe(threading.Thread):
+    """Pings the daemon every 10 ms from its own socket; ``take_longest()`` is the longest wait for a
+    pong since the last call (how long the daemon's I/O thread did not answer)."""
+
+    def __init__(self, endpoint: str, keys: CurveKeys):
+        super().__init__(name="stall-probe", daemon=True)
+        self._context = zmq.Context()
+        self._socket = bench_socket(self._context, endpoint, keys)
+        self._halt = threading.Event()
+        self._longest = 0.0
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        ping = messages.encode(messages.ping())
+        try:
+            while not self._halt.is_set():
+                sent = time.monotonic()
+                self._socket.send(ping)
+                while not self._halt.is_set() and not self._socket.poll(100):
+                    pass
+                if self._halt.is_set():
+                    break
+                self._socket.recv()
+                with self._lock:
+                    self._longest = max(self._longest, time.monotonic() - sent)
+                time.sleep(0.01)
+        finally:
+            self._socket.close(linger=0)
+            self._context.term()
+
+    def take_longest(self) -> float:
+        with self._lock:
+            longest, self._longest = self._longest, 0.0
+        return longest
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+
+
+def message_costs(endpoint: str, keys: CurveKeys, daemon: DaemonProcess | None, probe: StallProbe,
+                  sizes_mb: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Send one message of each expensive shape per size; the reply, the daemon's peak RSS above its
+    size before the message (Linux, a daemon started here) and the longest stall while it was handled."""
+    shapes = [("deep nesting", 1000 + 20, deep_nesting())]
+    shapes += [(name, mb * 2**20, make(mb * 2**20)) for mb in sizes_mb for name, make in COST_SHAPES.items()]
+    context = zmq.Context()
+    socket = bench_socket(context, endpoint, keys)
+    rows = []
+    try:
+        for name, size, data in shapes:
+            time.sleep(0.3)
+            before = daemon.reset_peak_rss() if daemon else None
+            probe.take_longest()
+            socket.send(data)
+            reply = messages.decode_daemon(socket.recv()) if socket.poll(300_000) else {"type": "no reply"}
+            time.sleep(0.1)
+            peak = daemon.peak_rss_bytes() if daemon else None
+            rows.append({"shape": name, "bytes": len(data),
+                         "reply": reply.get("code") or reply["type"],
+                         "peak_rss_mb": round((peak - before) / 2**20, 1) if peak and before else None,
+                         "stall_ms": round(probe.take_longest() * 1000)})
+            del data
+    finally:
+        socket.close(linger=0)
+        context.term()
+    return rows
+
+
 class Driver:
     """Sends through one DEALER socket, keeping at most ``window`` messages unanswered."""
 
-    def __init__(self, endpoint: str, window: int = 64, stall_s: float = 30.0):
+    def __init__(self, endpoint: str, keys: CurveKeys, window: int = 64, stall_s: float = 30.0):
         self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(endpoint)
+        self.socket = bench_socket(self.context, endpoint, keys)
         self.window = window
         self.stall_s = stall_s
         self.sent = 0
@@ -191,12 +303,18 @@ class Driver:
 
 
 def run_fuzz(endpoint: str, count: int, seed: int, method: str, daemon: DaemonProcess | None = None,
-             progress: bool = False) -> dict[str, Any]:
-    """Send ``count`` fuzzed messages; returns the counts (see ``format_report``)."""
+             progress: bool = False, data_folder: Path | None = None,
+             cost_sizes_mb: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Send ``count`` fuzzed messages, then the expensive shapes of ``cost_sizes_mb``; returns the
+    counts (see ``format_report``). ``data_folder``: where the daemon's user keeps its keys."""
+    keys = local_client_keys(data_folder)
     fuzzer = Fuzzer(seed, method)
-    driver = Driver(endpoint)
+    driver = Driver(endpoint, keys)
+    probe = StallProbe(endpoint, keys)
+    probe.start()
     sent_kinds: Counter[str] = Counter()
     crashed = False
+    costs: list[dict[str, Any]] = []
     rss_before = daemon.rss_bytes() if daemon else None
     started = time.monotonic()
     try:
@@ -213,9 +331,14 @@ def run_fuzz(endpoint: str, count: int, seed: int, method: str, daemon: DaemonPr
         for job_id in driver.accepted:  # do not leave the fuzzer's valid jobs running
             driver.socket.send(messages.encode(messages.cancel(job_id)))
         driver.settle(5)
+        longest_stall = probe.take_longest()
+        if not crashed and cost_sizes_mb:
+            costs = message_costs(endpoint, keys, daemon, probe, cost_sizes_mb)
     finally:
         driver.close()
-    alive = answers_hello(endpoint) if not crashed else False
+        probe.stop()
+    crashed = crashed or (daemon is not None and not daemon.alive())
+    alive = answers_hello(endpoint, data_folder) if not crashed else False
     time.sleep(1.0)
     rss_after = daemon.rss_bytes() if daemon else None
     mb = (lambda v: None if v is None else round(v / 2**20, 1))
@@ -232,14 +355,16 @@ def run_fuzz(endpoint: str, count: int, seed: int, method: str, daemon: DaemonPr
         "daemon_crashes": 0 if alive else 1,
         "daemon_rss_mb": {"before": mb(rss_before), "after": mb(rss_after),
                           "growth": mb(rss_after - rss_before) if rss_before and rss_after else None},
+        "longest_stall_ms": round(longest_stall * 1000),
+        "message_costs": costs,
     }
 
 
-def warm_up(endpoint: str, method: str) -> None:
+def warm_up(endpoint: str, method: str, data_folder: Path | None = None) -> None:
     """Run one ordinary job to the end."""
     from .load import Tally, connect, drive, images, job_params, submit_all
 
-    clients = connect(endpoint, 1)
+    clients = connect(endpoint, 1, data_folder)
     try:
         tally = Tally()
         submit_all(clients, tally, images(1, 16), 1, method, job_params(clients[0].welcome, method, []))
@@ -248,10 +373,11 @@ def warm_up(endpoint: str, method: str) -> None:
         clients[0].close()
 
 
-def answers_hello(endpoint: str, timeout_s: float = 30.0) -> bool:
+def answers_hello(endpoint: str, data_folder: Path | None = None, timeout_s: float = 30.0) -> bool:
     from dragedit_protocol.client import DaemonClient
 
-    client = DaemonClient(endpoint, client="dragedit-bench-fuzz", client_version="0", timeout_s=timeout_s)
+    client = DaemonClient(endpoint, client="dragedit-bench-fuzz", client_version="0", data_folder=data_folder,
+                          timeout_s=timeout_s)
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
@@ -274,7 +400,21 @@ def format_report(r: dict[str, Any]) -> str:
         f"  jobs        {r['jobs_accepted']} valid submits accepted (cancelled at the end)",
         f"  crashes     {r['daemon_crashes']}",
         f"  memory      daemon RSS {rss['before']} MB before, {rss['after']} MB after ({rss['growth']} MB)",
+        f"  stall       longest wait for a pong while fuzzing {r['longest_stall_ms']} ms",
+        *format_costs(r["message_costs"]),
     ])
+
+
+def format_costs(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["  one message: shape, size -> reply, daemon peak RSS above idle, longest I/O stall"]
+    for row in rows:
+        size = f"{row['bytes'] / 2**20:.1f} MB" if row["bytes"] >= 2**20 else f"{row['bytes']} B"
+        peak = "-" if row["peak_rss_mb"] is None else f"+{row['peak_rss_mb']} MB"
+        lines.append(f"    {row['shape']:<13} {size:>9} -> {row['reply']:<14} peak RSS {peak:>11}  "
+                     f"stall {row['stall_ms']} ms")
+    return lines
 
 
 def main(argv: list[str]) -> int:
@@ -284,10 +424,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--endpoint", help="fuzz this running daemon instead of starting one")
     parser.add_argument("--model", help="model for the started daemon (default: a tiny random model)")
     parser.add_argument("--method", default="dragdiffusion", help="method named in valid submits")
+    parser.add_argument("--cost-sizes", default="1,4,16", metavar="MB,MB",
+                        help="sizes of the single expensive messages, in MB (default 1,4,16; '' for none)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args(argv)
+    sizes = tuple(int(v) for v in args.cost_sizes.split(",") if v.strip())
     with bench_daemon(args.endpoint, args.model, "fuzz") as (endpoint, daemon):
-        warm_up(endpoint, args.method)  # so that memory growth is not the engine's first-job allocations
-        report = run_fuzz(endpoint, args.messages, args.seed, args.method, daemon, progress=True)
+        folder = daemon.home if daemon else None
+        warm_up(endpoint, args.method, folder)  # so that memory growth is not the engine's first-job allocations
+        report = run_fuzz(endpoint, args.messages, args.seed, args.method, daemon, progress=True,
+                          data_folder=folder, cost_sizes_mb=sizes)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["daemon_crashes"] == 0 and report["unanswered"] == 0 else 1

@@ -134,9 +134,10 @@ def drive(clients: list[DaemonClient], tally: Tally, until, timeout_s: float) ->
                 tally.record(message)
 
 
-def connect(endpoint: str, count: int) -> list[DaemonClient]:
-    clients = [DaemonClient(endpoint, client="dragedit-bench-load", client_version="0", timeout_s=60)
-               for _ in range(count)]
+def connect(endpoint: str, count: int, data_folder: Path | None = None) -> list[DaemonClient]:
+    """``count`` clients, ready; ``data_folder``: where the daemon's user keeps its keys (default: ours)."""
+    clients = [DaemonClient(endpoint, client="dragedit-bench-load", client_version="0", data_folder=data_folder,
+                            timeout_s=60) for _ in range(count)]
     drive(clients, Tally(), lambda: all(c.state == "ready" and c.welcome["state"] == "ready" for c in clients), 300)
     unready = [c.error_text for c in clients if c.state != "ready"]
     if unready:
@@ -157,7 +158,7 @@ def submit_all(clients: list[DaemonClient], tally: Tally, pictures: list[np.ndar
 
 
 def run_load(endpoint: str, args: argparse.Namespace, daemon: DaemonProcess | None) -> dict[str, Any]:
-    clients = connect(endpoint, args.clients)
+    clients = connect(endpoint, args.clients, daemon.home if daemon else None)
     try:
         params = job_params(clients[0].welcome, args.method, args.param)
         pictures = images(args.clients, args.size)

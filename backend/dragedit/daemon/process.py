@@ -50,7 +50,8 @@ class DaemonProcess:
 
     def wait_ready(self, timeout_s: float = 300.0) -> dict:
         """Wait until the daemon's engine is ready; returns its welcome (raises if it died or failed)."""
-        client = DaemonClient(self.endpoint, client="dragedit-bench", client_version="0", timeout_s=timeout_s)
+        client = DaemonClient(self.endpoint, client="dragedit-bench", client_version="0", data_folder=self.home,
+                              timeout_s=timeout_s)
         deadline = time.monotonic() + timeout_s
         try:
             while time.monotonic() < deadline:
@@ -67,9 +68,24 @@ class DaemonProcess:
 
     def rss_bytes(self) -> int | None:
         """Resident memory of the daemon (Linux); None where /proc is not available."""
+        return self._status_bytes("VmRSS")
+
+    def peak_rss_bytes(self) -> int | None:
+        """The daemon's largest resident memory since it started or since ``reset_peak_rss``."""
+        return self._status_bytes("VmHWM")
+
+    def reset_peak_rss(self) -> int | None:
+        """Start measuring the peak resident memory from now (Linux); returns the resident memory now."""
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        except OSError:
+            return None
+        return self.rss_bytes()
+
+    def _status_bytes(self, field: str) -> int | None:
         try:
             for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024
         except OSError:
             return None

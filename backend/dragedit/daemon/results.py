@@ -1,14 +1,20 @@
 """Finished jobs on disk, kept until fetched or expired, and markers of unfinished jobs.
 
-Every file is msgpack (never pickle), written to a temporary name, flushed and renamed, so
-a crash leaves either the old state or the new one. A file that cannot be read back (cut
-short by a full disk, edited by hand) is deleted and counts as missing.
+Jobs are named by their key (``jobs.job_key``: the owner's key and the client's job id), so the
+ids of different clients never meet. Every file is msgpack (never pickle), written to a
+temporary name, flushed and renamed, so a crash leaves either the old state or the new one. A
+file that cannot be read back (cut short by a full disk, edited by hand) is deleted and counts
+as missing. An outcome that cannot be written (a full disk) is kept in memory, up to
+``memory_bytes``, and written when the disk has room again; beyond that budget the oldest is
+dropped and remembered as lost, so a later fetch says the disk was full.
 """
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -64,39 +70,103 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise ValueError("extension types are not used in DragEdit files")
 
 
-class ResultStore:
-    """Terminal messages (result, error, cancelled) by job id, plus markers of accepted jobs."""
+def _byte_fields(value: Any):
+    """Every bytes value inside a message (its images), to size what it costs in memory."""
+    if isinstance(value, (bytes, bytearray)):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _byte_fields(item)
 
-    def __init__(self, results: Path, jobs: Path, ttl_s: float = 24 * 3600, max_bytes: int = 4 * 1024**3):
+
+class ResultStore:
+    """Terminal messages (result, error, cancelled) by job key, plus markers of accepted jobs.
+    Safe to use from the I/O thread and the worker thread."""
+
+    def __init__(self, results: Path, jobs: Path, ttl_s: float = 24 * 3600, max_bytes: int = 4 * 1024**3,
+                 memory_bytes: int = 512 * 1024**2, max_lost: int = 10_000):
         self.results = results
         self.jobs = jobs
         self.ttl_s = ttl_s
         self.max_bytes = max_bytes
+        self.memory_bytes = memory_bytes
+        self.max_lost = max_lost
+        self._lock = threading.Lock()
+        self._unsaved: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()  # key -> (bytes, record)
+        self._lost: OrderedDict[str, None] = OrderedDict()  # keys whose outcome the full disk cost
         results.mkdir(parents=True, exist_ok=True)
         jobs.mkdir(parents=True, exist_ok=True)
 
     # -- finished jobs
 
-    def put(self, job_id: str, owner: str, message: dict[str, Any], durable: bool = False) -> None:
-        """Store a job's final message (raises OSError, e.g. on a full disk)."""
-        write_atomic(self.results / f"{job_id}{RESULT_SUFFIX}",
-                     {"job_id": job_id, "owner": owner, "finished": time.time(), "message": message}, durable)
+    def put(self, key: str, owner: str, message: dict[str, Any], durable: bool = False) -> bool:
+        """Store a job's final message; False when the disk refused it (it is then kept in memory)."""
+        record = {"key": key, "owner": owner, "finished": time.time(), "message": message}
+        try:
+            write_atomic(self.results / f"{key}{RESULT_SUFFIX}", record, durable)
+            return True
+        except OSError as exc:
+            log.error("could not write the outcome of job %s to disk (%s); it is kept in memory until fetched "
+                      "or until the disk has room", key, exc)
+            self._keep_in_memory(key, record)
+            return False
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
-        """The stored record {job_id, owner, finished, message}, or None."""
-        record = read_map(self.results / f"{job_id}{RESULT_SUFFIX}")
-        if record is None or not isinstance(record.get("message"), dict) or record.get("job_id") != job_id:
+    def _keep_in_memory(self, key: str, record: dict[str, Any]) -> None:
+        size = sum(len(v) for v in _byte_fields(record["message"])) + 1024
+        with self._lock:
+            self._unsaved[key] = (size, record)
+            while sum(n for n, _ in self._unsaved.values()) > self.memory_bytes and len(self._unsaved) > 1:
+                dropped, _ = self._unsaved.popitem(last=False)
+                log.error("dropped the outcome of job %s: the disk is full and the memory budget for unsaved "
+                          "outcomes (%d MB) is used", dropped, self.memory_bytes // 2**20)
+                self._lost[dropped] = None
+                while len(self._lost) > self.max_lost:
+                    self._lost.popitem(last=False)
+
+    def save_unsaved(self) -> int:
+        """Write the outcomes kept in memory to disk while it has room; returns how many are left."""
+        with self._lock:
+            pending = list(self._unsaved.items())
+        for key, (_, record) in pending:
+            try:
+                write_atomic(self.results / f"{key}{RESULT_SUFFIX}", record)
+            except OSError:
+                break
+            with self._lock:
+                self._unsaved.pop(key, None)
+        with self._lock:
+            return len(self._unsaved)
+
+    def lost(self, key: str) -> bool:
+        """Whether this job finished but its outcome was dropped because the disk was full."""
+        with self._lock:
+            return key in self._lost
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored record {key, owner, finished, message}, or None."""
+        with self._lock:
+            if key in self._unsaved:
+                return self._unsaved[key][1]
+        record = read_map(self.results / f"{key}{RESULT_SUFFIX}")
+        if record is None or not isinstance(record.get("message"), dict) or record.get("key") != key:
             return None
         return record
 
-    def has(self, job_id: str) -> bool:
-        return (self.results / f"{job_id}{RESULT_SUFFIX}").exists()
+    def has(self, key: str) -> bool:
+        with self._lock:
+            if key in self._unsaved:
+                return True
+        return (self.results / f"{key}{RESULT_SUFFIX}").exists()
 
-    def delete(self, job_id: str) -> None:
-        (self.results / f"{job_id}{RESULT_SUFFIX}").unlink(missing_ok=True)
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._unsaved.pop(key, None)
+        (self.results / f"{key}{RESULT_SUFFIX}").unlink(missing_ok=True)
 
     def count(self) -> int:
-        return sum(1 for _ in self.results.glob(f"*{RESULT_SUFFIX}"))
+        with self._lock:
+            unsaved = len(self._unsaved)
+        return unsaved + sum(1 for _ in self.results.glob(f"*{RESULT_SUFFIX}"))
 
     def expire(self) -> int:
         """Delete results older than the TTL, then the oldest until under the size budget."""
@@ -124,31 +194,30 @@ class ResultStore:
 
     # -- unfinished jobs
 
-    def mark_pending(self, job_id: str, owner: str) -> None:
-        write_atomic(self.jobs / f"{job_id}{PENDING_SUFFIX}", {"job_id": job_id, "owner": owner, "submitted": time.time()})
+    def mark_pending(self, key: str, job_id: str, owner: str) -> None:
+        write_atomic(self.jobs / f"{key}{PENDING_SUFFIX}",
+                     {"key": key, "job_id": job_id, "owner": owner, "submitted": time.time()})
 
-    def clear_pending(self, job_id: str) -> None:
-        (self.jobs / f"{job_id}{PENDING_SUFFIX}").unlink(missing_ok=True)
+    def clear_pending(self, key: str) -> None:
+        (self.jobs / f"{key}{PENDING_SUFFIX}").unlink(missing_ok=True)
 
     def recover(self) -> list[str]:
         """At start-up: turn every job a previous daemon left unfinished into a stored error,
-        and remove temporary files left by a crash. Returns the interrupted job ids."""
+        and remove temporary files left by a crash. Returns the interrupted jobs' keys."""
         for folder in (self.results, self.jobs):
             for tmp in folder.glob(f"*{TMP_SUFFIX}"):
                 tmp.unlink(missing_ok=True)
         interrupted = []
         for path in sorted(self.jobs.glob(f"*{PENDING_SUFFIX}")):
             marker = read_map(path)
-            job_id = path.name[: -len(PENDING_SUFFIX)]
-            if marker is not None and marker.get("job_id") == job_id and not self.has(job_id):
+            key = path.name[: -len(PENDING_SUFFIX)]
+            if marker is not None and marker.get("key") == key and not self.has(key):
                 owner = marker.get("owner") if isinstance(marker.get("owner"), str) else ""
+                job_id = str(marker.get("job_id"))
                 message = messages.error(
                     "daemon_restarted", f"The daemon stopped unexpectedly; job {job_id} was not finished.",
                     "Run the edit again.", job_id)
-                try:
-                    self.put(job_id, owner, message)
-                    interrupted.append(job_id)
-                except OSError as exc:
-                    log.warning("cannot record interrupted job %s: %s", job_id, exc)
+                self.put(key, owner, message)
+                interrupted.append(key)
             path.unlink(missing_ok=True)
         return interrupted

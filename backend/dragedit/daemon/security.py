@@ -1,9 +1,11 @@
-"""CurveZMQ for a daemon that serves other machines: keys, authorised clients, the ZAP handler.
+"""CurveZMQ on every daemon socket: keys, authorised clients, the ZAP handler.
 
-Files (ZeroMQ certificate format) in ``<data folder>/keys``:
-``server.key`` (public) and ``server.key_secret`` (secret, mode 600), and one
-``authorized/<name>.key`` per client public key allowed in. The authorised folder is read at
-each handshake, so adding or revoking a client takes effect without a restart.
+Files (ZeroMQ certificate format) in ``<data folder>/keys`` (mode 700):
+``server.key`` (public) and ``server.key_secret`` (secret, mode 600), created by the first
+daemon; ``local-client.key_secret`` (mode 600), the key pair of this user's own clients (the CLI
+and the plug-ins on this machine read it, other OS users cannot); and one ``authorized/<name>.key``
+per other machine's client public key allowed in. The authorised folder is read at each
+handshake, so adding or revoking a client takes effect without a restart.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ import zmq.auth
 from zmq.utils import z85
 from zmq.auth.thread import ThreadAuthenticator
 
+from dragedit_protocol.keys import LOCAL_CLIENT_FILE, SERVER_PUBLIC_FILE
+
 from ..config import Paths
 
 log = logging.getLogger(__name__)
@@ -31,6 +35,36 @@ class KeySetupError(Exception):
     """A key operation that cannot be done; the message says what to do instead."""
 
 
+class EndpointError(ValueError):
+    """An endpoint that is not a ZeroMQ address the daemon can use; the message says how to write one."""
+
+
+ENDPOINT_FORM = "write it like tcp://127.0.0.1:48611, tcp://[::1]:48611 or ipc:///path/to/socket"
+
+
+def check_endpoint(endpoint: str) -> str:
+    """The endpoint when it is tcp://HOST:PORT (HOST an address in brackets for IPv6, a name or '*';
+    PORT a number or '*') or ipc://PATH; EndpointError saying what is wrong otherwise."""
+    scheme, sep, rest = endpoint.partition("://")
+    if scheme == "ipc" and sep and rest:
+        return endpoint
+    if scheme != "tcp" or not sep:
+        raise EndpointError(f"'{endpoint}' is not a daemon address: {ENDPOINT_FORM}")
+    host, _, port = rest.rpartition(":")
+    if port != "*" and not (port.isdigit() and 0 < int(port) < 65536):
+        raise EndpointError(f"'{endpoint}' has no valid port (1-65535 or *) after the last ':': {ENDPOINT_FORM}")
+    if host.startswith("[") or host.endswith("]"):
+        try:
+            if not (host.startswith("[") and host.endswith("]")) or ipaddress.ip_address(host[1:-1]).version != 6:
+                raise ValueError(host)
+        except ValueError:
+            raise EndpointError(f"'{endpoint}': brackets hold an IPv6 address only, like [::1]; "
+                                f"an IPv4 address goes without them: {ENDPOINT_FORM}") from None
+    elif not host or any(c in host for c in "[]/@ "):
+        raise EndpointError(f"'{endpoint}' has no valid host before the port: {ENDPOINT_FORM}")
+    return endpoint
+
+
 def is_local_endpoint(endpoint: str) -> bool:
     """True for ipc://, inproc:// and tcp:// on a loopback address or 'localhost'."""
     scheme, _, rest = endpoint.partition("://")
@@ -38,7 +72,10 @@ def is_local_endpoint(endpoint: str) -> bool:
         return True
     if scheme != "tcp":
         return False
-    host = urlsplit(f"tcp://{rest}").hostname or ""
+    try:
+        host = urlsplit(f"tcp://{rest}").hostname or ""
+    except ValueError:  # not an address at all: check_endpoint says why
+        return False
     if host == "localhost":
         return True
     try:
@@ -48,7 +85,11 @@ def is_local_endpoint(endpoint: str) -> bool:
 
 
 def server_key_files(paths: Paths) -> tuple[Path, Path]:
-    return paths.keys / "server.key", paths.keys / "server.key_secret"
+    return paths.keys / SERVER_PUBLIC_FILE, paths.keys / "server.key_secret"
+
+
+def local_client_file(paths: Paths) -> Path:
+    return paths.keys / LOCAL_CLIENT_FILE
 
 
 def load_server_keys(paths: Paths) -> tuple[bytes, bytes] | None:
@@ -71,6 +112,33 @@ def create_server_keys(paths: Paths, force: bool = False) -> bytes:
     public_file, secret_file = zmq.auth.create_certificates(paths.keys, "server")
     os.chmod(secret_file, 0o600)
     return zmq.auth.load_certificate(public_file)[0]
+
+
+def ensure_local_keys(paths: Paths) -> bytes:
+    """Create (once) the server key pair and the key pair of this user's own clients; returns the
+    local clients' public key."""
+    create_server_keys(paths)
+    key_file = local_client_file(paths)
+    try:
+        public, secret = zmq.auth.load_certificate(key_file)
+        if secret:
+            return public
+    except (OSError, ValueError):
+        pass
+    public, secret = zmq.curve_keypair()
+    write_key_pair(key_file, public, secret, "DragEdit: the key pair of this user's own clients (keep it private)")
+    return public
+
+
+def write_key_pair(path: Path, public: bytes, secret: bytes, title: str) -> None:
+    """A ZeroMQ certificate file with a key pair, readable only by its owner whatever was there before
+    (a link there is refused, not followed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w") as handle:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)
+        handle.write(f"# {title}\nmetadata\ncurve\n    public-key = \"{public.decode()}\"\n"
+                     f"    secret-key = \"{secret.decode()}\"\n")
 
 
 def check_name(name: str) -> str:
@@ -126,27 +194,28 @@ def new_client(paths: Paths, name: str) -> tuple[bytes, bytes]:
 
 
 class AuthorizedKeys:
-    """ZAP credentials provider: a client is let in when its key is in the authorised folder now."""
+    """ZAP credentials provider: a client is let in when it has this user's local key, or when its
+    key is in the authorised folder now."""
 
-    def __init__(self, paths: Paths):
+    def __init__(self, paths: Paths, local_key: bytes):
         self.paths = paths
+        self.local_key = local_key
 
     def callback(self, domain: str, key: bytes) -> bool:
-        allowed = key in authorized(self.paths).values()
+        allowed = key == self.local_key or key in authorized(self.paths).values()
         if not allowed:
             log.warning("refused a client with an unknown Curve key %s", key.decode("ascii", "replace"))
         return allowed
 
 
-def secure_socket(context: zmq.Context, socket: zmq.Socket, paths: Paths) -> ThreadAuthenticator:
-    """Make ``socket`` a CurveZMQ server that only lets authorised clients in; returns the running
-    authenticator (stop it when the socket is closed)."""
+def secure_socket(context: zmq.Context, socket: zmq.Socket, paths: Paths, local_key: bytes) -> ThreadAuthenticator:
+    """Make ``socket`` a CurveZMQ server that only lets this user's local clients (``local_key``, from
+    ``ensure_local_keys``) and the authorised clients in; returns the running authenticator (stop it
+    when the socket is closed)."""
     keys = load_server_keys(paths)
-    if keys is None:
-        raise KeySetupError("this daemon has no server keys yet: create them with 'dragedit keys server'")
     auth = ThreadAuthenticator(context, log=logging.getLogger("dragedit.auth"))
     auth.start()
-    auth.configure_curve_callback(ZAP_DOMAIN, AuthorizedKeys(paths))
+    auth.configure_curve_callback(ZAP_DOMAIN, AuthorizedKeys(paths, local_key))
     socket.zap_domain = ZAP_DOMAIN.encode()
     socket.curve_server = True
     socket.curve_publickey, socket.curve_secretkey = keys

@@ -4,7 +4,14 @@ The I/O thread owns every piece of scheduling state (no locks): it decodes and c
 messages, answers hello/ping/status/fetch/cancel at once, queues submits, hands the worker
 one job at a time, and forwards the worker's progress and outcomes to the job's client.
 Every outcome is also kept on disk until fetched or expired, so a client that vanished can
-come back for it. Tests build a ``Daemon`` with an engine factory and run it in a thread;
+come back for it.
+
+Who is who: every connection is CurveZMQ, and a job belongs to the authenticated key that
+submitted it (its ids live in that key's namespace, ``jobs.job_key``). A routing id is only an
+address: a job's messages go to it only while the connection there has proven (by a message)
+that it holds the job's key. When any connection drops, every address has to prove it again
+(its next message, at most a heartbeat later); until then its messages wait (the latest
+progress, and the final message). Tests build a ``Daemon`` with an engine factory and run it in a thread;
 ``dragedit serve`` passes ``dragedit.engine.Engine``.
 """
 from __future__ import annotations
@@ -28,7 +35,7 @@ from ..config import Paths
 from ..engine.api import EditError, EngineSettings
 from . import security
 from .convert import method_specs
-from .jobs import FairQueue, Job
+from .jobs import FairQueue, Job, job_key
 from .lock import AlreadyRunning, InstanceLock
 from .model_policy import ModelPolicy
 from .results import ResultStore
@@ -51,13 +58,13 @@ class DaemonOptions:
     endpoint: str = DEFAULT_ENDPOINT
     settings: EngineSettings = field(default_factory=EngineSettings)
     paths: Paths = field(default_factory=Paths.default)
-    secure: bool = False  # CurveZMQ even on a local endpoint (always on for other endpoints)
     allow_models: tuple[str, ...] = ()
     model_folders: tuple[str, ...] = ()
     heartbeat_timeout_s: float = 10.0
     result_ttl_s: float = 24 * 3600
     max_queued_per_client: int = 32
     max_queued: int = 512
+    max_queued_bytes: int = 1024 * 1024 * 1024  # image bytes waiting in the queue
     limits: Limits = DEFAULT_LIMITS
 
 
@@ -65,9 +72,11 @@ class DaemonOptions:
 class Peer:
     """A connection the daemon has heard from (keyed by its routing id)."""
 
-    user: str  # authenticated Curve key, "" without CurveZMQ
+    user: str  # the authenticated Curve key of its last message
     last_seen: float
     hello: dict[str, Any] | None = None
+    verified: bool = True  # no connection dropped since its last message
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)  # job key -> latest message not sent yet
 
 
 class Daemon:
@@ -77,7 +86,7 @@ class Daemon:
         self.options = options
         self.instance = uuid.uuid4().hex
         self.bound_endpoint: str | None = None
-        self.secure = options.secure or not security.is_local_endpoint(options.endpoint)
+        self.secure = True  # CurveZMQ on every endpoint (kept in welcome and status for older clients)
         self._factory = engine_factory
         self._paths = options.paths
         self._policy = ModelPolicy.for_daemon(options.settings.model, options.allow_models, options.model_folders,
@@ -137,13 +146,13 @@ class Daemon:
                 log.exception("the daemon stopped with an error")
 
     def check(self) -> None:
-        """Refuse a configuration that must not start (raises DaemonError): serving other machines
-        without CurveZMQ keys."""
+        """Refuse a configuration that must not start (raises DaemonError): an endpoint other machines
+        can reach with no client of another machine authorised."""
         endpoint = self.options.endpoint
-        if self.secure and security.load_server_keys(self._paths) is None:
+        if not security.is_local_endpoint(endpoint) and not security.authorized(self._paths):
             raise DaemonError(
-                f"{endpoint} needs CurveZMQ keys (it can be reached from other machines, or --secure was given), "
-                "and this daemon has none yet. Create them with 'dragedit keys server' and authorise each client "
+                f"{endpoint} can be reached from other machines, and no client of another machine is authorised "
+                "(CurveZMQ keys). Create the server key with 'dragedit keys server' and authorise each client "
                 "with 'dragedit keys new-client NAME' (see README: Running the daemon for other machines), "
                 "or bind to tcp://127.0.0.1.")
 
@@ -171,22 +180,24 @@ class Daemon:
         router = self._context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 1000)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a vanished client raises instead of blocking
-        router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its routing id
+        # no ROUTER_HANDOVER: a connection cannot take over a routing id another live connection uses
         router.setsockopt(zmq.MAXMSGSIZE, opts.limits.max_message_bytes)  # refused before it is allocated
         router.setsockopt(zmq.HEARTBEAT_IVL, 2000)
         router.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(opts.heartbeat_timeout_s * 1000))
         router.setsockopt(zmq.SNDHWM, 10000)
         try:
-            if self.secure:
-                self._auth = security.secure_socket(self._context, router, self._paths)
+            local_key = security.ensure_local_keys(self._paths)
+            self._local_key = local_key.decode("ascii")
+            self._auth = security.secure_socket(self._context, router, self._paths, local_key)
             router.bind(opts.endpoint)
-        except (zmq.ZMQError, security.KeySetupError) as exc:
+        except (zmq.ZMQError, security.KeySetupError, OSError) as exc:
             router.close(linger=0)
             if self._auth is not None:
                 self._auth.stop()
             self._context.term()
             raise DaemonError(self._bind_error(exc)) from None
         self._router = router
+        self._monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.bound_endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         wake_endpoint = f"inproc://dragedit-wake-{self.instance}"
         self._wake = self._context.socket(zmq.PAIR)
@@ -198,12 +209,16 @@ class Daemon:
         self._store.expire()
         self._worker = Worker(self._context, wake_endpoint, self._factory, opts.settings, self._store, self._log_hint)
         self._worker.start()
-        log.info("DragEdit daemon %s serving %s (%s), data folder %s", __version__, self.bound_endpoint,
-                 "CurveZMQ" if self.secure else "local only", self._paths.root)
+        log.info("DragEdit daemon %s serving %s (CurveZMQ: this user's clients%s), data folder %s", __version__,
+                 self.bound_endpoint, " and the authorised ones" if security.authorized(self._paths) else "",
+                 self._paths.root)
 
     def _bind_error(self, exc: Exception) -> str:
         if isinstance(exc, security.KeySetupError):
             return str(exc)
+        if not isinstance(exc, zmq.ZMQError):
+            return (f"cannot create the CurveZMQ keys in {self._paths.keys} ({exc}); free space on its disk, "
+                    "or check that the data folder (DRAGEDIT_HOME) is yours")
         if exc.errno == zmq.EADDRINUSE:
             return (f"{self.options.endpoint} is already in use: another DragEdit daemon (of another user or data "
                     "folder) or another program listens there. Check with 'dragedit status', or choose another "
@@ -215,7 +230,7 @@ class Daemon:
         if self._running is not None:
             self._running.cancel.set()
         for job in self._queue.ordered():
-            self._queue.remove(job.job_id)
+            self._queue.remove(job.key)
             self._finish_unrun(job, messages.error(
                 "daemon_stopped", f"the daemon was stopped before job {job.job_id} ran",
                 "start the daemon again (dragedit serve) and run the edit again", job.job_id))
@@ -224,6 +239,8 @@ class Daemon:
         self._handle_worker_events()
         self._let_clients_read_final_messages()
         self._wake.close(linger=0)
+        self._router.disable_monitor()
+        self._monitor.close(linger=0)
         self._router.close(linger=1000)
         if self._auth is not None:
             self._auth.stop()
@@ -248,6 +265,7 @@ class Daemon:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._wake, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         next_housekeeping = 0.0
         next_expiry = time.monotonic() + 600
         while not self._stop.is_set():
@@ -255,6 +273,7 @@ class Daemon:
             if self._wake in ready:
                 while self._wake.poll(0):
                     self._wake.recv()
+            self._handle_disconnects()
             self._handle_worker_events()
             if self._router in ready:
                 self._drain_router()
@@ -262,6 +281,7 @@ class Daemon:
             if now >= next_housekeeping:
                 next_housekeeping = now + 1.0
                 self._forget_silent_peers()
+                self._store.save_unsaved()
             if now >= next_expiry:
                 next_expiry = now + 600
                 self._store.expire()
@@ -272,19 +292,32 @@ class Daemon:
                 frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            try:
-                self._handle_frames(frames)
-            except Exception:  # a bug must not take the daemon down: log it, answer, go on
-                log.exception("failed to handle a message")
-                self._send(frames[0].bytes, messages.error(
-                    "internal_error", "the daemon failed to handle this message", self._log_hint))
+            self._handle_frames(frames)
+
+    def _handle_disconnects(self) -> None:
+        """A connection dropped: its routing id may be taken by another one, so no address gets a
+        job's messages until it has proven its key again."""
+        dropped = False
+        while self._monitor.poll(0):
+            self._monitor.recv_multipart()
+            dropped = True
+        if dropped:
+            for peer in self._peers.values():
+                peer.verified = False
 
     def _handle_frames(self, frames: list[zmq.Frame]) -> None:
         peer_id = frames[0].bytes
+        user = self._user_of(frames[-1])
         peer = self._peers.get(peer_id)
-        if peer is None:
-            peer = self._peers[peer_id] = Peer(user=self._user_of(frames[-1]), last_seen=time.monotonic())
+        if peer is None or peer.user != user:
+            if peer is not None:
+                log.warning("routing id %s is now used by another key; its jobs' messages stay with their owner",
+                            peer_id.hex())
+            peer = self._peers[peer_id] = Peer(user=user, last_seen=time.monotonic())
         peer.last_seen = time.monotonic()
+        if not peer.verified:
+            peer.verified = True
+            self._send_held(peer_id, peer)
         if len(frames) != 2:
             self._send(peer_id, messages.error(
                 "bad_message", f"a message must be a single frame, got {len(frames) - 1}",
@@ -295,12 +328,14 @@ class Daemon:
         except ProtocolError as err:
             self._send(peer_id, messages.from_exception(err))
             return
-        handler = getattr(self, f"_on_{message['type']}")
-        handler(peer_id, peer, message)
+        try:
+            getattr(self, f"_on_{message['type']}")(peer_id, peer, message)
+        except Exception:  # a bug must not take the daemon down: log it, answer (for its job), go on
+            log.exception("failed to handle a %s message", message["type"])
+            self._send(peer_id, messages.error("internal_error", "the daemon failed to handle this message",
+                                               self._log_hint, message.get("job_id")))
 
     def _user_of(self, frame: zmq.Frame) -> str:
-        if not self.secure:
-            return ""
         try:
             return frame.get("User-Id") or ""
         except zmq.ZMQError:
@@ -317,10 +352,30 @@ class Daemon:
             log.debug("could not send %s to a client: %s", message.get("type"), exc)
             return False
 
+    def _send_to_owner(self, peer_id: bytes, job: Job, message: dict[str, Any]) -> None:
+        """Send a job's message to an address only while the connection there holds the job's key;
+        otherwise keep it (the latest per job) until that connection proves it."""
+        peer = self._peers.get(peer_id)
+        if peer is None or peer.user != job.owner:
+            return  # not its owner's connection (any more): the outcome waits in the store for a fetch
+        if peer.verified:
+            self._send(peer_id, message)  # False: the client is gone or not reading; its outcome is stored
+        else:
+            peer.held[job.key] = message
+
+    def _send_held(self, peer_id: bytes, peer: Peer) -> None:
+        held, peer.held = peer.held, {}
+        for message in held.values():
+            self._send(peer_id, message)
+
     def _forget_silent_peers(self) -> None:
+        """Forget connections silent for the heartbeat timeout, except those a job in flight reports to
+        (their messages wait for them; a job's outcome is stored anyway)."""
         limit = time.monotonic() - self.options.heartbeat_timeout_s
+        in_flight = [*self._queue.ordered(), *([self._running] if self._running else [])]
+        reporting = {job.peer for job in in_flight}.union(*(job.watchers for job in in_flight))
         for peer_id, peer in list(self._peers.items()):
-            if peer.last_seen < limit:
+            if peer.last_seen < limit and peer_id not in reporting:
                 del self._peers[peer_id]
                 if peer.hello:
                     log.info("client %s %s went silent", peer.hello["client"], peer.hello["client_version"])
@@ -338,19 +393,20 @@ class Daemon:
         self._send(peer_id, messages.pong(self.instance))
 
     def _on_status(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
-        self._send(peer_id, self._status())
+        self._send(peer_id, self._status(peer))
 
     def _on_submit(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
         job_id = message["job_id"]
+        # fairness between connections of this user's own clients, and between the keys of other machines
+        lane = peer_id.hex() if peer.user == self._local_key else peer.user
+        job = Job(job_id, peer_id, peer.user, lane, message)
         try:
-            self._check_submit(peer_id, peer, message)
+            self._check_submit(job)
         except EditError as err:
             self._send(peer_id, messages.error(err.code, err.message, err.hint, job_id))
             return
-        lane = peer.user or peer_id.hex()
-        job = Job(job_id, peer_id, peer.user, lane, message)
         try:
-            self._store.mark_pending(job_id, peer.user)
+            self._store.mark_pending(job.key, job_id, peer.user)
         except OSError as exc:
             log.warning("cannot write the marker of job %s: %s", job_id, exc)
         self._queue.add(job)
@@ -359,10 +415,10 @@ class Daemon:
         self._dispatch()
         self._announce_positions()
 
-    def _check_submit(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
-        job_id = message["job_id"]
-        if job_id in self._queue or (self._running and self._running.job_id == job_id) or self._store.has(job_id):
-            raise EditError("duplicate_job", f"a job with id {job_id} already exists", "use a new job id")
+    def _check_submit(self, job: Job) -> None:
+        message = job.request
+        if self._find(job.key) is not None or self._store.has(job.key):
+            raise EditError("duplicate_job", f"you already have a job with id {job.job_id}", "use a new job id")
         if self._specs:
             spec = self._specs.get(message["method"])
             if spec is None:
@@ -370,53 +426,67 @@ class Daemon:
                                 f"choose one of: {', '.join(sorted(self._specs))}")
             spec.resolve(message["params"])
         message["model"] = self._policy.check(message["model"])
-        lane = peer.user or peer_id.hex()
-        if self._queue.count(lane) >= self.options.max_queued_per_client:
+        if self._queue.count(job.lane) >= self.options.max_queued_per_client:
             raise EditError("queue_full", f"you already have {self.options.max_queued_per_client} jobs waiting",
                             "wait for some to finish or cancel them")
         if len(self._queue) >= self.options.max_queued:
             raise EditError("busy", f"the daemon already has {len(self._queue)} jobs waiting", "try again later")
+        waiting = self._queue.size()
+        if waiting + job.size > self.options.max_queued_bytes:
+            raise EditError(
+                "queue_full", f"the jobs waiting already hold {waiting / 2**20:.0f} MB of images and this one "
+                f"{job.size / 2**20:.0f} MB more; the daemon keeps at most {self.options.max_queued_bytes / 2**20:.0f} MB "
+                "waiting", "wait for queued jobs to finish, send a smaller region, or start the daemon with a "
+                "larger --max-queued-mb")
+
+    def _find(self, key: str) -> Job | None:
+        """The waiting or running job with this key."""
+        if self._running is not None and self._running.key == key:
+            return self._running
+        return self._queue.get(key)
 
     def _on_cancel(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
         job_id = message["job_id"]
-        job = self._queue.get(job_id)
-        if job is not None and job.owner == peer.user:
-            self._queue.remove(job_id)
+        key = job_key(peer.user, job_id)
+        job = self._find(key)
+        if job is not None and job is not self._running:
+            self._queue.remove(key)
             log.info("job %s cancelled while queued", job_id)
             self._finish_unrun(job, messages.cancelled(job_id))
             if job.peer != peer_id:
                 self._send(peer_id, messages.cancelled(job_id))
             self._announce_positions()
-        elif self._running is not None and self._running.job_id == job_id and self._running.owner == peer.user:
+        elif job is not None:
             log.info("job %s: cancel requested while running", job_id)
-            self._running.cancel.set()  # the worker answers cancelled (or the result, if it was done)
-        elif self._owned_record(job_id, peer) is not None:
+            if job.peer != peer_id:
+                job.watchers.add(peer_id)  # it gets the final message too
+            job.cancel.set()  # the worker answers cancelled (or the result, if it was done)
+        elif self._store.get(key) is not None:
             self._send(peer_id, messages.error("already_finished", f"job {job_id} has already finished",
                                                "fetch its outcome instead", job_id))
         else:
-            self._send(peer_id, self._unknown_job(job_id))
+            self._send(peer_id, self._unknown_job(key, job_id))
 
     def _on_fetch(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
         job_id = message["job_id"]
-        job = self._queue.get(job_id)
-        if job is None and self._running is not None and self._running.job_id == job_id:
-            job = self._running
-        if job is not None and job.owner == peer.user:
+        key = job_key(peer.user, job_id)
+        job = self._find(key)
+        if job is not None:
             job.peer = peer_id  # from now on its messages go to this connection
-            position = 0 if job is self._running else self._queue.positions()[job_id]
+            position = 0 if job is self._running else self._queue.positions()[key]
             self._send(peer_id, messages.queued(job_id, position))
             return
-        record = self._owned_record(job_id, peer)
+        record = self._store.get(key)
         if record is None:
-            self._send(peer_id, self._unknown_job(job_id))
+            self._send(peer_id, self._unknown_job(key, job_id))
         elif self._send(peer_id, record["message"]):
-            self._store.delete(job_id)
+            self._store.delete(key)
 
-    def _owned_record(self, job_id: str, peer: Peer) -> dict[str, Any] | None:
-        record = self._store.get(job_id)
-        return record if record is not None and record.get("owner", "") == peer.user else None
-
-    def _unknown_job(self, job_id: str) -> dict[str, Any]:
+    def _unknown_job(self, key: str, job_id: str) -> dict[str, Any]:
+        if self._store.lost(key):
+            return messages.error("disk_full", f"job {job_id} finished, but its outcome could not be kept: the disk "
+                                  f"of {self._paths.results} was full", "free space on that disk and run the edit again",
+                                  job_id)
         hours = self.options.result_ttl_s / 3600
         return messages.error("unknown_job", f"this daemon knows no job {job_id}",
                               f"the id may be wrong, or its result expired (results are kept {hours:g} hours "
@@ -432,26 +502,28 @@ class Daemon:
             return
         self._running = job
         job.started = time.time()
-        self._announced[job.job_id] = 0
-        self._send(job.peer, messages.queued(job.job_id, 0))
+        self._announced[job.key] = 0
+        self._send_to_owner(job.peer, job, messages.queued(job.job_id, 0))
         self._worker.inbox.put(job)
 
     def _announce_positions(self) -> None:
         """Tell every waiting job whose place in line changed where it stands now."""
-        for job_id, position in self._queue.positions().items():
-            if self._announced.get(job_id) != position:
-                self._announced[job_id] = position
-                self._send(self._queue.get(job_id).peer, messages.queued(job_id, position))
+        for key, position in self._queue.positions().items():
+            if self._announced.get(key) != position:
+                self._announced[key] = position
+                job = self._queue.get(key)
+                self._send_to_owner(job.peer, job, messages.queued(job.job_id, position))
 
     def _finish_unrun(self, job: Job, message: dict[str, Any]) -> None:
         """Close a job that never reached the worker: keep its outcome, tell its client."""
-        self._announced.pop(job.job_id, None)
-        try:
-            self._store.put(job.job_id, job.owner, message)
-        except OSError as exc:
-            log.error("could not keep the outcome of job %s on disk: %s", job.job_id, exc)
-        self._store.clear_pending(job.job_id)
-        self._send(job.peer, message)
+        self._announced.pop(job.key, None)
+        self._store.put(job.key, job.owner, message)
+        self._store.clear_pending(job.key)
+        self._send_final(job, message)
+
+    def _send_final(self, job: Job, message: dict[str, Any]) -> None:
+        for peer_id in (job.peer, *sorted(job.watchers - {job.peer})):
+            self._send_to_owner(peer_id, job, message)
 
     def _handle_worker_events(self) -> None:
         while True:
@@ -462,12 +534,12 @@ class Daemon:
             kind = event[0]
             if kind == "progress":
                 _, job, message = event
-                self._send(job.peer, message)
+                self._send_to_owner(job.peer, job, message)
             elif kind == "done":
                 _, job, message = event
-                self._announced.pop(job.job_id, None)
+                self._announced.pop(job.key, None)
                 self._running = None
-                self._send(job.peer, message)
+                self._send_final(job, message)
                 self._dispatch()
                 self._announce_positions()
             elif kind == "engine":
@@ -496,10 +568,12 @@ class Daemon:
             welcome["log_file"] = str(self._paths.log_file)
         return welcome
 
-    def _status(self) -> dict[str, Any]:
+    def _status(self, peer: Peer) -> dict[str, Any]:
+        """The daemon's state; the running job's id only for its owner."""
         running = None
         if self._running is not None:
-            running = {"job_id": self._running.job_id, "method": self._running.request["method"],
+            running = {"job_id": self._running.job_id if self._running.owner == peer.user else None,
+                       "method": self._running.request["method"],
                        "running_s": round(time.time() - (self._running.started or time.time()), 1)}
         return {
             "type": "status",

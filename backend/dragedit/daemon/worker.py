@@ -105,6 +105,10 @@ class Worker(threading.Thread):
         return None
 
     def _load_error(self, exc: Exception) -> EditError:
+        if _is_disk_full(exc):  # also when the loader wrapped the OSError in its own error
+            return EditError("disk_full", f"the model '{self._settings.model}' could not be loaded: a disk is full ({exc})",
+                             "free space on the disk of the data folder, the model cache or the daemon's log, "
+                             "then restart the daemon; " + self._log_hint)
         if isinstance(exc, EditError):
             return EditError(exc.code, exc.message, f"{exc.hint}; {self._log_hint}" if exc.hint else self._log_hint)
         return EditError(
@@ -116,11 +120,8 @@ class Worker(threading.Thread):
         log.info("job %s: %s started", job.job_id, job.request["method"])
         message = self._outcome(job)
         log.info("job %s: %s", job.job_id, message["type"] if message["type"] != "error" else message["code"])
-        try:
-            self._store.put(job.job_id, job.owner, message, durable=True)
-        except OSError as exc:
-            log.error("could not keep the outcome of job %s on disk: %s", job.job_id, exc)
-        self._store.clear_pending(job.job_id)
+        self._store.put(job.key, job.owner, message, durable=True)
+        self._store.clear_pending(job.key)
         self._post(("done", job, message))
         if self._model_failed and message["type"] == "result":  # a model loaded after all: say what it is
             self._model_failed = False

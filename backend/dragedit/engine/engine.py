@@ -31,6 +31,7 @@ from .inversion import ddim_invert
 from .latents import decode, encode
 from .lora import activate_adapter, load_lora_state, read_lora, save_lora, train_reconstruction_lora
 from .models import DiffusionModel, load_model
+from .work_budget import check_work, feature_channels
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ class Engine:
             raise EditError("drag_too_short", "a drag is shorter than one pixel at the model's working resolution",
                             "drag the target farther from its handle, or select a smaller region")
 
+        check_work(method, params, len(handles), feature_channels(model.unet), model.device)
         runner = UNetRunner(model.unet, feature_size)
         try:
             emb = model.encode_prompt(request.prompt)

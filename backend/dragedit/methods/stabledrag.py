@@ -39,6 +39,13 @@ SPEC = MethodSpec(
 )
 
 
+def work_bytes(p: dict, points: int, channels: int) -> int:
+    """Memory of the learned tracker beyond the windows: one K x K Gram matrix per point, its eigenvalue
+    workspace and the coefficient products (K = (2 r2 + 1)^2), about 3 Gram matrices' worth."""
+    positions = (2 * int(p["r2"]) + 1) ** 2
+    return 3 * points * positions * positions * 4
+
+
 def drag(ctx: DragContext, p: dict) -> DragOutcome:
     """Run StableDrag's drag loop on ctx.z_t and denoise the result."""
     start = start_latent_drag(ctx, p["mask_weight"])

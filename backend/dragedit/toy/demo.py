@@ -107,7 +107,7 @@ def run_demo(out: Path, methods: list[str] | None, device: str) -> int:
         daemon = Daemon(DaemonOptions(endpoint=endpoint, settings=settings, paths=Paths(Path(home))), Engine)
         thread = daemon.start_in_thread()
         print(f"daemon started in this process on {endpoint} with the toy model", flush=True)
-        client = DaemonClient(endpoint, client="dragedit-demo", client_version=__version__)
+        client = DaemonClient(endpoint, client="dragedit-demo", client_version=__version__, data_folder=Path(home))
         try:
             welcome = _wait_until_ready(client)
             if welcome is None:

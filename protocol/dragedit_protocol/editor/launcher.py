@@ -2,6 +2,8 @@
 
 install.py writes ``<plug-in>/_vendor/dragedit_install.json`` =
 {"dragedit": path of the dragedit executable, "endpoint": ..., "version": ...}.
+The started daemon's output goes to ``<user data folder>/logs/serve.out`` (folder private to the
+user, file mode 600, never through a link, the previous one kept as serve.out.1 once over 1 MB).
 """
 from __future__ import annotations
 
@@ -9,11 +11,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..keys import data_dir
 from .errors import UserError
 
 INSTALL_FILE = "dragedit_install.json"
@@ -47,8 +49,27 @@ def is_local_endpoint(endpoint: str) -> bool:
     return endpoint.startswith(("tcp://127.0.0.1:", "tcp://localhost:", "tcp://[::1]:", "ipc://"))
 
 
+LOG_ROTATE_BYTES = 1024 * 1024
+
+
 def default_log_path() -> Path:
-    return Path(tempfile.gettempdir()) / f"dragedit-serve-{os.getuid() if hasattr(os, 'getuid') else 'user'}.log"
+    return data_dir() / "logs" / "serve.out"
+
+
+def open_private_log(path: Path, rotate_bytes: int = LOG_ROTATE_BYTES) -> int:
+    """Open ``path`` for appending, readable only by its owner, creating its folders private; a file over
+    ``rotate_bytes`` is moved to ``<name>.1`` first. A link at ``path`` is refused (OSError)."""
+    for folder in (path.parent.parent, path.parent):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if path.stat().st_size > rotate_bytes:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o600)
+    return fd
 
 
 class DaemonLauncher:
@@ -80,7 +101,7 @@ class DaemonLauncher:
         if sys.platform == "win32":
             detach = {"creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
         try:
-            with open(self.log_path, "ab") as log:
+            with os.fdopen(open_private_log(self.log_path), "ab") as log:
                 self.process = self._popen(self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                            env=env, close_fds=True, **detach)
         except OSError as exc:
