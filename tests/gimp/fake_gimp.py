@@ -77,7 +77,13 @@ def _source_remove(source_id: int) -> bool:
     return LOOP.sources.pop(source_id, None) is not None
 
 
-GLib = types.SimpleNamespace(MainLoop=_MainLoop, Error=_GError, timeout_add=_timeout_add,
+class _Bytes(bytes):
+    @staticmethod
+    def new(data: bytes) -> bytes:
+        return bytes(data)
+
+
+GLib = types.SimpleNamespace(MainLoop=_MainLoop, Error=_GError, Bytes=_Bytes, timeout_add=_timeout_add,
                              source_remove=_source_remove, SOURCE_CONTINUE=True, SOURCE_REMOVE=False)
 GObject = types.SimpleNamespace(ParamFlags=types.SimpleNamespace(READWRITE=3))
 
@@ -616,6 +622,43 @@ class ProgressBar(Widget):
         self.text = text
 
 
+class Pixbuf:
+    """GdkPixbuf.Pixbuf: size and RGB bytes; scaling keeps the source bytes and records the size."""
+
+    def __init__(self, data: bytes, width: int, height: int, rowstride: int):
+        assert len(data) == rowstride * height, "pixbuf data does not match its size"
+        self.data, self.width, self.height = data, width, height
+
+    @staticmethod
+    def new_from_bytes(data: bytes, colorspace: int, has_alpha: bool, bits: int, width: int, height: int,
+                       rowstride: int) -> Pixbuf:
+        assert not has_alpha and bits == 8
+        return Pixbuf(data, width, height, rowstride)
+
+    def scale_simple(self, width: int, height: int, interp: int) -> Pixbuf:
+        scaled = Pixbuf(self.data, self.width, self.height, len(self.data) // self.height)
+        scaled.width, scaled.height = width, height
+        return scaled
+
+
+GdkPixbuf = types.SimpleNamespace(Pixbuf=Pixbuf, Colorspace=types.SimpleNamespace(RGB=0),
+                                  InterpType=types.SimpleNamespace(BILINEAR=2))
+
+
+class Image_(Widget):
+    """Gtk.Image showing a pixbuf or nothing."""
+
+    def __init__(self, **props: Any):
+        super().__init__(**props)
+        self.pixbuf: Pixbuf | None = None
+
+    def set_from_pixbuf(self, pixbuf: Pixbuf) -> None:
+        self.pixbuf = pixbuf
+
+    def clear(self) -> None:
+        self.pixbuf = None
+
+
 class Dialog(Widget):
     """GimpUi.Dialog: buttons by response id; ``respond`` is the artist pressing one."""
 
@@ -671,6 +714,7 @@ class _Settings:
 Gtk = types.SimpleNamespace(
     Widget=Widget, Box=Widget, Grid=Widget, Expander=Widget, Label=Label, Entry=Entry, SpinButton=SpinButton,
     CheckButton=CheckButton, ComboBoxText=ComboBoxText, ProgressBar=ProgressBar, ResponseType=ResponseType,
+    Image=Image_,
     Orientation=types.SimpleNamespace(VERTICAL=1, HORIZONTAL=0), Settings=_Settings,
     main=LOOP.run, main_quit=LOOP.quit,
 )
@@ -685,7 +729,7 @@ def install() -> None:
     gi.require_version = lambda namespace, version: None
     repository = types.ModuleType("gi.repository")
     for name, namespace in (("Gimp", Gimp), ("Gegl", Gegl), ("GLib", GLib), ("GObject", GObject),
-                            ("GimpUi", GimpUi), ("Gtk", Gtk)):
+                            ("GimpUi", GimpUi), ("Gtk", Gtk), ("GdkPixbuf", GdkPixbuf)):
         setattr(repository, name, namespace)
     gi.repository = repository
     sys.modules["gi"] = gi

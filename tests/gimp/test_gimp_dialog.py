@@ -9,6 +9,7 @@ from gimp_fake_daemon import FakeDaemonClient
 from scenes import scene
 
 from dragedit_gimp import PROCEDURE, plugin, run
+from dragedit_gimp import dialog as dialog_module
 from dragedit_gimp.dialog import DragDialog, ParamForm
 from dragedit_protocol.editor.errors import UserError
 from dragedit_protocol.editor.params import ParamStore, methods_from_welcome
@@ -153,3 +154,32 @@ def test_unreachable_daemon_is_explained_and_drag_is_greyed_out(tmp_path, monkey
     play(dialog, (lambda: "does not answer" in dialog.daemon_label.text, lambda: dialog.dialog.respond(CLOSE)))
     assert "install.py" in dialog.daemon_label.text
     assert dialog.dialog.sensitive[OK] is False
+
+
+def test_the_drag_shows_a_live_preview_and_its_status_once(tmp_path, monkeypatch):
+    client = FakeDaemonClient()
+    image, _ = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image)
+    seen = []
+
+    def look():
+        pixbuf = dialog.preview_image.pixbuf
+        seen.append((dialog.progress_bar.text, dialog.status_label.text,
+                     None if pixbuf is None else (pixbuf.width, pixbuf.height, pixbuf.data[:1])))
+
+    play(dialog,
+         (lambda: dialog.form is not None, lambda: dialog.dialog.respond(OK)),
+         (lambda: dialog.progress_bar.text.startswith("Dragging 1/2"), look),
+         (lambda: "Added the layer" in dialog.status_label.text, lambda: dialog.dialog.respond(CLOSE)))
+    assert client.submitted[0]["preview_every"] > 0
+    [(text, status, preview)] = seen
+    assert status == ""  # the running job's status is in the progress bar only, not a second time below it
+    assert preview == (dialog_module.PREVIEW_WIDTH, dialog_module.PREVIEW_WIDTH // 2, b"\x80")  # 4x2 grey, scaled
+    assert dialog.preview_image.pixbuf is None and dialog.progress_bar.text == ""  # finished: the layer tells
+
+
+def test_the_prompt_field_is_wide_enough_for_its_hint(tmp_path, monkeypatch):
+    image, _ = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, FakeDaemonClient(), image)
+    props = dialog.prompt_entry.props
+    assert props["width_chars"] >= len(props["placeholder_text"]) and props["hexpand"] is True
