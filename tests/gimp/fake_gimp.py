@@ -137,7 +137,8 @@ class Buffer:
         self.flushed += 1
 
 
-Gegl = types.SimpleNamespace(Rectangle=_Rectangle, AbyssPolicy=types.SimpleNamespace(NONE=0), Buffer=Buffer)
+Gegl = types.SimpleNamespace(Rectangle=_Rectangle, AbyssPolicy=types.SimpleNamespace(NONE=0), Buffer=Buffer,
+                             Color=types.SimpleNamespace(new=lambda name: name))
 
 # --------------------------------------------------------------------------- Gimp
 
@@ -245,19 +246,39 @@ class Layer(Drawable):
 
 
 class Channel(Drawable):
-    pass
+    """A one-byte-per-pixel mask (a saved selection)."""
+
+    def __init__(self, image: Image | None, name: str, width: int, height: int):
+        super().__init__(name)
+        self.width, self.height = width, height
+        self.mask = bytearray(width * height)
+
+    @staticmethod
+    def new(image: Image, name: str, width: int, height: int, opacity: float, color: Any) -> Channel:
+        return Channel(image, name, width, height)
+
+    def get_buffer(self) -> Buffer:
+        return Buffer(self.width, self.height, "Y u8", self.mask)
 
 
 class Selection(Channel):
     """The image's selection mask, one byte per canvas pixel."""
 
-    def __init__(self, width: int, height: int):
-        super().__init__("Selection Mask")
-        self.width, self.height = width, height
-        self.mask = bytearray(width * height)
+    FEATHERED: list[float] = []  # the radius of each feather, for the tests
 
-    def get_buffer(self) -> Buffer:
-        return Buffer(self.width, self.height, "Y u8", self.mask)
+    def __init__(self, width: int, height: int):
+        super().__init__(None, "Selection Mask", width, height)
+
+    @staticmethod
+    def feather(image: Image, radius: float) -> None:
+        """A box blur of the given radius across and then down (GIMP's is a Gaussian)."""
+        Selection.FEATHERED.append(radius)
+        m, r = image.selection, int(radius)
+        w, h = m.width, m.height
+        across = [sum(m.mask[y * w + min(w - 1, max(0, x + d))] for d in range(-r, r + 1)) // (2 * r + 1)
+                  for y in range(h) for x in range(w)]
+        m.mask[:] = bytes(sum(across[min(h - 1, max(0, y + d)) * w + x] for d in range(-r, r + 1)) // (2 * r + 1)
+                          for y in range(h) for x in range(w))
 
     @staticmethod
     def is_empty(image: Image) -> bool:
@@ -307,6 +328,9 @@ class Path(Item):
 class Image:
     """Layers (top first), paths, a selection, an undo-group log."""
 
+    CREATED: list[Image] = []  # every image made, and those deleted, for the tests
+    DELETED: list[Image] = []
+
     def __init__(self, width: int, height: int, base_type: int = ImageBaseType.RGB):
         self.width, self.height, self.base_type = width, height, base_type
         self.layers: list[Layer] = []
@@ -314,8 +338,10 @@ class Image:
         self.selected_paths: list[Path] = []
         self.selected_drawables: list[Drawable] = []
         self.selection = Selection(width, height)
+        self.channels: list[Channel] = []
         self.undo_log: list[str] = []
         self.valid = True
+        Image.CREATED.append(self)
 
     @staticmethod
     def new(width: int, height: int, base_type: int) -> Image:
@@ -366,6 +392,20 @@ class Image:
         for row in range(max(0, y), min(self.height, y + height)):
             for col in range(max(0, x), min(self.width, x + width)):
                 self.selection.mask[row * self.width + col] = 255
+
+    def insert_channel(self, channel: Channel, parent: Item | None, position: int) -> None:
+        self.channels.insert(position, channel)
+
+    def select_item(self, op: int, item: Channel) -> None:
+        assert op == ChannelOps.REPLACE, "the fake replaces the selection only"
+        self.selection.mask[:] = item.mask
+
+    def undo_disable(self) -> None:
+        self.undo_log.append("disabled")
+
+    def delete(self) -> None:
+        self.valid = False
+        Image.DELETED.append(self)
 
     def undo_group_start(self) -> None:
         self.undo_log.append("start")
@@ -744,3 +784,6 @@ def reset() -> None:
     LOOP.sources.clear()
     LOOP.running.clear()
     Dialog.instances.clear()
+    Image.CREATED.clear()
+    Image.DELETED.clear()
+    Selection.FEATHERED.clear()

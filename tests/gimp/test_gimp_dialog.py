@@ -183,3 +183,20 @@ def test_the_prompt_field_is_wide_enough_for_its_hint(tmp_path, monkeypatch):
     dialog, _ = make_dialog(tmp_path, monkeypatch, FakeDaemonClient(), image)
     props = dialog.prompt_entry.props
     assert props["width_chars"] >= len(props["placeholder_text"]) and props["hexpand"] is True
+
+
+def test_soft_edge_is_set_in_the_dialog_remembered_and_softens_the_mask_sent(tmp_path, monkeypatch):
+    client = FakeDaemonClient()
+    image, _ = scene()
+    dialog, config = make_dialog(tmp_path, monkeypatch, client, image)
+    assert dialog.soft_edge.get_value_as_int() == 8  # the default, as in Krita
+
+    def press_drag():
+        dialog.soft_edge.set_value(2)
+        dialog.dialog.respond(OK)
+
+    play(dialog,
+         (lambda: dialog.form is not None, press_drag),
+         (lambda: "Added the layer" in dialog.status_label.text, lambda: dialog.dialog.respond(CLOSE)))
+    assert config.get_property("soft-edge") == 2 and fake_gimp.Selection.FEATHERED == [2.0]
+    assert any(0 < v < 255 for v in client.submitted[0]["mask"])

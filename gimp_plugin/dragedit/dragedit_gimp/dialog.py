@@ -22,6 +22,7 @@ from dragedit_protocol.editor.params import MethodSpec, ParamSpec, ParamStore  #
 from dragedit_protocol.editor.session import DragSession  # noqa: E402
 
 from .image import DragSource, read_drag  # noqa: E402
+from .registration import MAX_SOFT_EDGE_PX  # noqa: E402
 from .run import TICK_MS, DragCancelled, GimpProgress, finish_drag  # noqa: E402
 from .settings import DragArgs, read_store, resolve_params, write_args  # noqa: E402
 
@@ -140,8 +141,15 @@ class DragDialog:
         prompt_hint = "optional: what the image shows"
         self.prompt_entry = Gtk.Entry(placeholder_text=prompt_hint, width_chars=len(prompt_hint) + 2, hexpand=True)
         self.prompt_entry.set_text(self.store.prompt)
+        self.soft_edge = Gtk.SpinButton.new_with_range(0, MAX_SOFT_EDGE_PX, 1)
+        self.soft_edge.set_value(self.config.get_property("soft-edge"))
+        self.soft_edge.set_tooltip_text("Width in pixels over which the edit fades into the untouched image at "
+                                        "the selection's edge (0: a hard edge)")
+        soft_edge_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+        soft_edge_row.pack_start(self.soft_edge, False, False, 0)
+        soft_edge_row.pack_start(Gtk.Label(label="px"), False, False, 0)
         for row, (text, widget) in enumerate((("Method", self.method_combo), ("Seed", self.seed_entry),
-                                              ("Prompt", self.prompt_entry))):
+                                              ("Prompt", self.prompt_entry), ("Soft edge", soft_edge_row))):
             grid.attach(Gtk.Label(label=text, xalign=0.0), 0, row, 1, 1)
             grid.attach(widget, 1, row, 1, 1)
         box.pack_start(grid, False, False, 0)
@@ -228,13 +236,14 @@ class DragDialog:
         self.store.prompt = self.prompt_entry.get_text()
         params = resolve_params(method, self.store.overrides(method))
         return DragArgs(method=method.name, params=params, path_name=self.path_name, seed=seed,
-                        prompt=self.store.prompt)
+                        prompt=self.store.prompt, soft_edge=self.soft_edge.get_value_as_int())
 
     def start(self) -> None:
         """Read the image and the dialog, remember the values, and queue the drag."""
         try:
             args = self.read_args()
-            self.source = read_drag(self.image, self.image.get_selected_drawables(), args.path_name)
+            self.source = read_drag(self.image, self.image.get_selected_drawables(), args.path_name,
+                                    args.soft_edge)
             self.method = self.form.method
             write_args(self.config, args, self.store)
             job = self.session.start_drag(self.source.plan, args.method, args.params, seed=args.seed,
