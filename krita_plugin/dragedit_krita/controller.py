@@ -17,7 +17,7 @@ from dragedit_protocol.editor.drag import DragPlan, compose_result, plan_drag
 from dragedit_protocol.editor.errors import UserError
 from dragedit_protocol.editor.jobs import JobState
 from dragedit_protocol.editor.launcher import DaemonLauncher, is_local_endpoint, read_install_info
-from dragedit_protocol.editor.params import MethodSpec, ParamStore
+from dragedit_protocol.editor.params import MethodSpec, ParamStore, result_layer_name
 from dragedit_protocol.editor.session import Client, DragSession, client_factory
 
 from . import document
@@ -28,9 +28,15 @@ RESTORE_ACTIVE_TICKS = 20  # how long to watch for Krita activating an inserted 
 
 
 def reports_errors(method: Callable) -> Callable:
-    """A UI entry point: any exception becomes ``self.message``; the views refresh afterwards."""
+    """A UI entry point: any exception becomes ``self.message``; the views refresh afterwards.
+
+    A new action also clears what the views still show of a finished drag (its status line,
+    a full or half-filled progress bar, "Cancelled."): it is stale once the artist moves on.
+    """
     @functools.wraps(method)
     def wrapper(self: DragController, *args: Any, **kwargs: Any) -> None:
+        self.finished_job_shown = False
+        self.message = ""
         try:
             method(self, *args, **kwargs)
         except Exception as exc:
@@ -63,6 +69,7 @@ class DragController:
         self._job_overrides: dict[str, Any] = {}
         self._restore_active: tuple[Any, Any, int] | None = None
         self.last_result_layer: Any = None
+        self.finished_job_shown = False  # whether the views still show the last finished drag
 
     # ------------------------------------------------------------------ observers
 
@@ -250,7 +257,7 @@ class DragController:
         node = None if self.settings.source == "visible" else document.pick_source_node(doc, self._last_paint_layer)
         pairs = document.read_pairs(doc)
         source = document.read_source(doc, node)
-        mask = document.read_mask(doc, source.rect, self.settings.feather)
+        mask = document.read_mask(doc, source.rect, self.settings.soft_edge)
         plan = plan_drag(source.rgba, source.rect, pairs, mask)
         method = self.current_method()
         if session.daemon_state == "ready" and method is None:
@@ -275,16 +282,20 @@ class DragController:
         return self.session.job if self.session else None
 
     @property
+    def shown_job(self) -> JobState | None:
+        """The job whose status and progress the views show: a running one, or the one that just
+        finished until the artist's next action."""
+        job = self.job
+        return job if job is not None and (not job.finished or self.finished_job_shown) else None
+
+    @property
     def plan(self) -> DragPlan | None:
         return self.session.plan if self.session else None
 
     def result_name(self, job: JobState) -> str:
-        """'DragDiffusion (seed 42, lr 0.02)': the method and its key settings."""
-        method = self._job_method
-        title = method.title if method else "DragEdit"
-        details = [f"seed {job.result.get('seed')}"] if job.result and job.result.get("seed") is not None else []
-        details += [f"{k} {v}" for k, v in sorted(self._job_overrides.items())][:3]
-        return f"{title} ({', '.join(details)})" if details else title
+        """'DragDiffusion drag (seed 42; Drag rate 0.02)': the method, its seed and changed settings."""
+        seed = job.result.get("seed") if job.result else None
+        return result_layer_name(self._job_method, seed, self._job_overrides)
 
     def _finish(self, job: JobState) -> None:
         source, self._job_source = self._job_source, None
@@ -296,8 +307,9 @@ class DragController:
             assert job.result is not None and source is not None and self.plan is not None
             if self._job_document.rootNode() is None:
                 raise UserError("The image was closed before the drag finished", "drag again in an open image")
-            rgba = compose_result(self.plan, source.rgba, job.result["image"])
-            self.last_result_layer = document.insert_result(self._job_document, source, rgba, self.result_name(job))
+            rect, rgba = compose_result(self.plan, source.rgba, job.result["image"])
+            self.last_result_layer = document.insert_result(self._job_document, source, rect, rgba,
+                                                            self.result_name(job))
             self._restore_active = (source.node, self.last_result_layer, RESTORE_ACTIVE_TICKS)
             self.message = f"Added layer '{self.last_result_layer.name()}'."
 
@@ -311,6 +323,7 @@ class DragController:
                 finished = self.session.take_finished()
                 if finished is not None:
                     changed = True
+                    self.finished_job_shown = True
                     self._finish(finished)
             changed = self._follow_document() or changed
         except Exception as exc:

@@ -6,6 +6,7 @@ The parameter form is built from the method schema the daemon publishes in ``wel
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import traceback
 from typing import Any, Callable
@@ -23,15 +24,26 @@ from .qt import (
 
 TITLE = "Drag Edit"
 PREVIEW_WIDTH = 256
+MAX_HEIGHT = 520  # the most the docker asks of the dock area's height; more scrolls
 INT_LIMIT = 2**31 - 1
 
 
 def guarded(method: Callable) -> Callable:
-    """A widget slot that never lets an exception reach Krita's error dialog."""
+    """A widget slot that never lets an exception reach Krita's error dialog.
+
+    Qt signals often carry more arguments than a slot takes (``clicked`` sends ``checked``,
+    ``activated`` an index). PyQt drops the extras only when a slot's signature says so, and a
+    wrapper taking ``*args`` says nothing: so the wrapper passes the method only as many
+    positional arguments as it declares.
+    """
+    parameters = list(inspect.signature(method).parameters.values())[1:]  # without self
+    takes_all = any(p.kind is p.VAR_POSITIONAL for p in parameters)
+    wanted = len([p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+
     @functools.wraps(method)
     def wrapper(self: DragEditDocker, *args: Any) -> None:
         try:
-            method(self, *args)
+            method(self, *(args if takes_all else args[:wanted]))
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             self.message.setText(f"DragEdit hit an unexpected problem ({type(exc).__name__}: {exc}).")
@@ -90,9 +102,10 @@ class DragEditDocker(DockWidget):
         self.endpoint.editingFinished.connect(self._endpoint_changed)
         extra.addRow("Daemon", self.endpoint)
         advanced_layout.addLayout(extra)
-        reset = QPushButton("Reset to defaults")
-        reset.clicked.connect(self._reset)
-        advanced_layout.addWidget(reset)
+        self.reset_button = QPushButton("Reset to defaults")
+        self.reset_button.setToolTip("Put every parameter of this method back to its published default")
+        self.reset_button.clicked.connect(self._reset)
+        advanced_layout.addWidget(self.reset_button)
         self.advanced_box.setVisible(False)
         layout.addWidget(self.advanced_box)
 
@@ -102,21 +115,33 @@ class DragEditDocker(DockWidget):
         self.source.addItem("Visible image", "visible")
         self.source.activated.connect(self._source_chosen)
         source_row.addWidget(self.source, 1)
-        source_row.addWidget(QLabel("Feather selection"))
-        self.feather = QSpinBox()
-        self.feather.setRange(0, 200)
-        self.feather.setSuffix(" px")
-        self.feather.valueChanged.connect(self._feather_changed)
-        source_row.addWidget(self.feather)
         layout.addLayout(source_row)
+        soft_edge_row = QHBoxLayout()
+        soft_edge_label = QLabel("Soft edge")
+        self.soft_edge = QSpinBox()
+        self.soft_edge.setRange(0, 200)
+        self.soft_edge.setSuffix(" px")
+        for widget in (soft_edge_label, self.soft_edge):
+            widget.setToolTip("Width over which the edited pixels fade into the original at the selection's edge")
+        self.soft_edge.valueChanged.connect(self._soft_edge_changed)
+        soft_edge_row.addWidget(soft_edge_label)
+        soft_edge_row.addWidget(self.soft_edge)
+        soft_edge_row.addStretch(1)
+        layout.addLayout(soft_edge_row)
 
         layout.addWidget(QLabel("Point pairs (red handle \u2192 blue target)"))
         self.pairs = QListWidget()
         self.pairs.setMaximumHeight(110)
         layout.addWidget(self.pairs)
         pair_row = QHBoxLayout()
-        for text, slot in (("Add point pair", self._add_pair), ("Remove", self._remove_pair), ("Clear", self._clear)):
-            button = QPushButton(text)
+        self.add_pair_button = QPushButton("Add point pair")
+        self.add_pair_button.setToolTip("Add an arrow inside the selection; move its ends with the shape tools")
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Remove the pair picked in the list")
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Remove every point pair")
+        for button, slot in ((self.add_pair_button, self._add_pair), (self.remove_button, self._remove_pair),
+                             (self.clear_button, self._clear)):
             button.clicked.connect(slot)
             pair_row.addWidget(button)
         layout.addLayout(pair_row)
@@ -139,18 +164,24 @@ class DragEditDocker(DockWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
-        self.preview = QLabel()
-        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(self.preview)
-        self.message = QLabel()
+        self.message = QLabel()  # right under the status: the artist must see it without scrolling
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message)
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.preview)
         layout.addStretch(1)
 
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
+        # Ask the dock area for the room the controls need (height up to MAX_HEIGHT; beyond it, scroll):
+        # without this Krita squeezes the docker between its neighbours to a strip of ~120 px and
+        # cuts its buttons off at the right.
+        scroll.setMinimumHeight(min(body.sizeHint().height() + 4, MAX_HEIGHT))
+        scroll.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
         self.setWidget(scroll)
 
         self._load_settings()
@@ -174,7 +205,7 @@ class DragEditDocker(DockWidget):
     def _load_settings(self) -> None:
         settings, params = self.controller.settings, self.controller.params
         self.source.setCurrentIndex(max(0, self.source.findData(settings.source)))
-        self.feather.setValue(settings.feather)
+        self.soft_edge.setValue(settings.soft_edge)
         self.live_preview.setChecked(settings.live_preview)
         self.seed.setText("" if params.seed is None else str(params.seed))
         self.prompt.setText(params.prompt)
@@ -189,7 +220,7 @@ class DragEditDocker(DockWidget):
         if key != self._form_key:
             self._form_key = key
             self._build_form(methods, current)
-        job = c.job
+        job = c.shown_job
         busy = c.session is not None and c.session.busy
         self.drag_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
@@ -212,11 +243,13 @@ class DragEditDocker(DockWidget):
                 form.removeRow(0)
         if current is None:
             return
-        for spec in current.params:
+        for spec in current.form_params:
             editor = self._editor(spec, self.controller.params.value(current, spec.name))
-            editor.setToolTip(spec.description)
+            editor.setObjectName("param-" + spec.name)
+            tip = f"{spec.description} ({spec.name})"
+            editor.setToolTip(tip)
             label = QLabel(spec.label)
-            label.setToolTip(spec.description)
+            label.setToolTip(tip)
             (self.advanced if spec.advanced else self.basic).addRow(label, editor)
         self.seed.setText("" if self.controller.params.seed is None else str(self.controller.params.seed))
         self.prompt.setText(self.controller.params.prompt)
@@ -246,7 +279,7 @@ class DragEditDocker(DockWidget):
             return spin
         if spec.type == "float":
             spin = QDoubleSpinBox()
-            spin.setDecimals(6)
+            spin.setDecimals(spec.decimals)
             spin.setRange(float(spec.min) if spec.min is not None else -1e9,
                           float(spec.max) if spec.max is not None else 1e9)
             spin.setSingleStep(abs(float(spec.default)) / 10 if spec.default else 0.1)
@@ -315,8 +348,8 @@ class DragEditDocker(DockWidget):
         self.controller.settings.source = self.source.itemData(index)
 
     @guarded
-    def _feather_changed(self, value: int) -> None:
-        self.controller.settings.feather = value
+    def _soft_edge_changed(self, value: int) -> None:
+        self.controller.settings.soft_edge = value
 
     @guarded
     def _live_preview_changed(self, on: bool) -> None:

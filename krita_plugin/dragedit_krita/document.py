@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dragedit_protocol.editor.errors import UserError
-from dragedit_protocol.editor.geometry import PointPair, Rect, pairs_from_strokes
-from dragedit_protocol.editor.pixels import selection_mask, swap_red_blue
+from dragedit_protocol.editor.geometry import PointPair, Rect, pairs_from_strokes, place_new_pair
+from dragedit_protocol.editor.pixels import mask_bounds, selection_mask, swap_red_blue
 
 from .shapes import pair_svg, svg_strokes
 
@@ -91,15 +91,23 @@ def read_pairs(doc: Any) -> list[PointPair]:
     return pairs_from_strokes([s.anchors for s in strokes])
 
 
+def selection_bounds(doc: Any) -> Rect | None:
+    """The bounding rectangle of the selected pixels (None without a selection or when it is empty)."""
+    selection = doc.selection()
+    if selection is None:
+        return None
+    w, h = doc.width(), doc.height()
+    return mask_bounds(bytes(selection.pixelData(0, 0, w, h)), w, h)
+
+
 def add_pair(doc: Any) -> PointPair:
-    """Drop a new arrow on the points layer, placed so that consecutive pairs do not overlap."""
+    """Drop a new arrow on the points layer inside the selection (or the image), numbered after the others."""
     layer = ensure_points_layer(doc)
     count = len(read_strokes(doc))
     w, h = doc.width(), doc.height()
-    y = h * (0.3 + 0.1 * (count % 5))
-    handle, target = (w * 0.35, y), (w * 0.6, y)
-    layer.addShapesFromSvg(pair_svg(count + 1, handle, target, line_width=max(w, h) / 400))
-    return PointPair(handle, target)
+    pair = place_new_pair(count, selection_bounds(doc) or Rect(0, 0, w, h))
+    layer.addShapesFromSvg(pair_svg(count + 1, pair.handle, pair.target, line_width=max(w, h) / 400))
+    return pair
 
 
 def remove_shape(doc: Any, shape_index: int) -> None:
@@ -160,26 +168,29 @@ def read_source(doc: Any, node: Any | None) -> Source:
     return Source(None, "visible image", rect, swap_red_blue(bytes(data)))
 
 
-def read_mask(doc: Any, rect: Rect, feather_px: int = 0) -> bytes | None:
-    """The selection over ``rect`` as a mask (None: no selection, or all selected), feathered if asked."""
+def read_mask(doc: Any, rect: Rect, soft_edge_px: int = 0) -> bytes | None:
+    """The selection over ``rect`` as a mask (None: no selection), its edge softened inwards if asked."""
     selection = doc.selection()
     if selection is None:
         return None
-    if feather_px > 0:
-        selection = selection.duplicate()  # feather a copy: the artist's selection stays as it is
-        selection.feather(feather_px)
+    if soft_edge_px > 0:
+        # Soften a copy (the artist's selection stays as it is), inwards: shrunk by the soft edge, then
+        # feathered by as much, the fade ends at the selection's edge and the outside stays the source's.
+        selection = selection.duplicate()
+        selection.shrink(soft_edge_px, soft_edge_px, False)
+        selection.feather(soft_edge_px)
     data = bytes(selection.pixelData(rect.x, rect.y, rect.width, rect.height))
     return selection_mask(data, rect.width, rect.height)
 
 
-def insert_result(doc: Any, source: Source, rgba: bytes, name: str) -> Any:
-    """A new paint layer with ``rgba`` at the source's rectangle, above the source, as one undo step.
+def insert_result(doc: Any, source: Source, rect: Rect, rgba: bytes, name: str) -> Any:
+    """A new paint layer holding ``rgba`` at ``rect`` (the edited region), above the source, as one undo step.
 
     The pixels are written before the layer joins the image, so adding it is the only
     (undoable) change; the visible-image source puts it just below the points layer.
     """
     node = doc.createNode(name, "paintlayer")
-    node.setPixelData(swap_red_blue(rgba), source.rect.x, source.rect.y, source.rect.width, source.rect.height)
+    node.setPixelData(swap_red_blue(rgba), rect.x, rect.y, rect.width, rect.height)
     if source.node is not None:
         source.node.parentNode().addChildNode(node, source.node)
     else:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dragedit_protocol.editor.drag import SOFT_EDGE_PX
+
 GROUP = "DragEdit"
 SOURCES = ("layer", "visible")
 
@@ -37,15 +39,16 @@ class Settings:
         self._write("params", value)
 
     @property
-    def feather(self) -> int:
+    def soft_edge(self) -> int:
+        """Pixels over which the result fades into the source at the selection's edge."""
         try:
-            return max(0, min(200, int(self._read("feather", "0"))))
+            return max(0, min(200, int(self._read("soft_edge", str(SOFT_EDGE_PX)))))
         except ValueError:
-            return 0
+            return SOFT_EDGE_PX
 
-    @feather.setter
-    def feather(self, value: int) -> None:
-        self._write("feather", str(int(value)))
+    @soft_edge.setter
+    def soft_edge(self, value: int) -> None:
+        self._write("soft_edge", str(int(value)))
 
     @property
     def source(self) -> str:

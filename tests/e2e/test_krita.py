@@ -25,18 +25,33 @@ def krita_plugin(krita, tmp_path_factory) -> dict:
     return editors.install_plugins(tmp_path_factory.mktemp("krita-install"), editors=("krita",))
 
 
-def run_script(name: str, plugin: dict, endpoint: str, tmp_path: Path) -> dict:
+def run_script(name: str, plugin: dict, endpoint: str, tmp_path: Path, shots: Path | None = None) -> dict:
     report = tmp_path / "report.json"
-    rc, log = editors.run_in_krita(SCRIPTS / name, [plugin["krita_dir"]],
-                                   {"DRAGEDIT_ENDPOINT": endpoint, "DRAGEDIT_E2E_REPORT": str(report)},
-                                   timeout_s=420)
+    env = {"DRAGEDIT_ENDPOINT": endpoint, "DRAGEDIT_E2E_REPORT": str(report)}
+    if shots is not None:
+        env["DRAGEDIT_E2E_SHOTS"] = str(shots)
+    rc, log = editors.run_in_krita(SCRIPTS / name, [plugin["krita_dir"]], env, timeout_s=420)
     assert rc == 0, log
     return json.loads(report.read_text())
 
 
+def test_every_docker_control_works_when_clicked(krita_plugin, daemon, tmp_path):
+    """Pointer clicks and key presses through the X server on every control of the docker."""
+    shots = editors.screenshot_folder("krita")
+    report = run_script("click_docker_in_krita.py", krita_plugin, daemon, tmp_path, shots)
+    print(f"screenshots of the clicked Krita docker: {shots}")
+    assert report["clicked"][:3] == ["Advanced", "method GoodDrag", "method DragDiffusion"]
+    assert {"parameter edit", "Reset to defaults", "Live preview", "Add point pair", "Remove", "Drag", "Cancel",
+            "Clear", "Drag without pairs"} <= set(report["clicked"])
+    assert report["layer"].startswith("DragDiffusion") and report["inside_changed"] > 0
+    assert report["outside_changed"] == 0
+    assert report["error_shown"].startswith("The 'Drag points' layer has no point pairs")
+    assert len(report["shots"]) >= 5 and all(Path(p).stat().st_size > 10_000 for p in report["shots"])
+
+
 def test_drag_adds_a_layer_changed_only_inside_the_selection(krita_plugin, daemon, tmp_path):
     report = run_script("drag_in_krita.py", krita_plugin, daemon, tmp_path)
-    assert report["layer"].startswith("DragDiffusion (seed 1234")
+    assert report["layer"].startswith("DragDiffusion drag (seed 1234")
     assert report["inside_changed"] > 0
     assert "drag" in report["phases"] and report["progress_messages"] > 0
 

@@ -85,7 +85,7 @@ def test_path_name_argument_selects_the_path(procedure, client):
     ({"params": "{steps: 3}"}, "The parameters are not valid JSON"),
     ({"params": "[1, 2]"}, "must be a JSON object"),
     ({"params": '{"n_steps": [1]}'}, "must be a number, true/false or text"),
-    ({"method": "dragdiffusion", "params": '{"lr": "fast"}'}, "Lr must be a number"),
+    ({"method": "dragdiffusion", "params": '{"lr": "fast"}'}, "Drag rate must be a number"),
 ])
 def test_bad_arguments_are_an_execution_error_with_a_hint(procedure, client, kwargs, message):
     image, layer = scene()

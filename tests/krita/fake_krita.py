@@ -156,6 +156,16 @@ class Selection:
     def duplicate(self):
         return Selection(self.w, self.h, bytes(self.data))
 
+    def shrink(self, x, y, edge_lock):
+        """Stand-in for Krita's shrink: one ring of edge pixels is deselected (whatever the radius)."""
+        self.shrunk = (x, y)
+        src = bytes(self.data)
+        for i, v in enumerate(src):
+            px, py = i % self.w, i // self.w
+            if v and any(not (0 <= px + dx < self.w and 0 <= py + dy < self.h) or not src[(py + dy) * self.w + px + dx]
+                         for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))):
+                self.data[i] = 0
+
     def feather(self, radius):
         """Stand-in for Krita's feather: the edge pixels inside become half selected."""
         self.feathered = radius

@@ -16,12 +16,26 @@ def rect_mask(width, height, rect):
                  for y in range(height) for x in range(width))
 
 
-def test_without_selection_the_whole_layer_is_sent():
+def test_without_selection_the_area_around_the_points_may_change():
+    from dragedit_protocol.regions import region_around_points
+
+    width, height = 400, 300
+    layer = Rect(0, 0, width, height)
+    pairs = [PointPair((200.5, 150.5), (220.5, 150.5))]
+    plan = plan_drag(gradient(width, height), layer, pairs)
+    expected = region_around_points([pairs[0].to_index(width, height)], width, height)
+    assert plan.mask == crop(expected, width, 1, plan.region)
+    editable = [i for i, v in enumerate(expected) if v]
+    assert 0 < len(editable) < width * height  # a box around the points, not the whole layer
+    assert plan.region.contains((200.5, 150.5)) and plan.region.width < width
+
+
+def test_select_all_makes_the_whole_layer_editable():
     layer = Rect(0, 0, 20, 10)
     rgba = gradient(20, 10)
-    plan = plan_drag(rgba, layer, [PointPair((2.5, 3.5), (10.5, 5.5))])
+    plan = plan_drag(rgba, layer, [PointPair((2.5, 3.5), (10.5, 5.5))], b"\xff" * 200)
     assert plan.region == Rect(0, 0, 20, 10)
-    assert plan.rgba == rgba and plan.mask is None
+    assert plan.rgba == rgba and plan.mask == b"\xff" * 200
     assert plan.points == [(2.0, 3.0, 10.0, 5.0)]
 
 
@@ -83,8 +97,13 @@ def test_result_is_blended_through_the_selection_and_the_rest_is_the_source():
     mask[40 * width + 60] = 128  # one feathered pixel just right of the selection
     plan = plan_drag(source, layer, [PointPair((52, 42), (57, 45))], bytes(mask))
     edited = bytes([200, 100, 50, 255]) * (plan.region.width * plan.region.height)
-    out = compose_result(plan, source, {"width": plan.region.width, "height": plan.region.height, "data": edited})
-    assert len(out) == len(source)
+    rect, region_out = compose_result(plan, source, {"width": plan.region.width, "height": plan.region.height,
+                                                     "data": edited})
+    assert rect == plan.region and rect.width < width  # only the edited region comes back as a layer
+    out = bytearray(source)
+    for row in range(rect.height):
+        start = ((rect.y + row) * width + rect.x) * 4
+        out[start:start + rect.width * 4] = region_out[row * rect.width * 4:(row + 1) * rect.width * 4]
     for y in range(height):
         for x in range(width):
             i = (y * width + x) * 4
@@ -97,15 +116,15 @@ def test_result_is_blended_through_the_selection_and_the_rest_is_the_source():
                 assert out[i] == (source[i] * 127 + 200 * 128 + 127) // 255
 
 
-def test_without_selection_the_result_replaces_the_layer():
-    layer = Rect(0, 0, 8, 6)
-    plan = plan_drag(gradient(8, 6), layer, [PointPair((1, 1), (5, 4))])
+def test_with_everything_selected_the_result_replaces_the_layer_at_its_offset():
+    layer = Rect(5, 7, 8, 6)
+    plan = plan_drag(gradient(8, 6), layer, [PointPair((6, 8), (10, 11))], b"\xff" * 48)
     edited = bytes(range(8 * 6 * 4))
-    assert compose_result(plan, gradient(8, 6), {"width": 8, "height": 6, "data": edited}) == edited
+    assert compose_result(plan, gradient(8, 6), {"width": 8, "height": 6, "data": edited}) == (layer, edited)
 
 
 def test_a_result_of_the_wrong_size_is_a_clear_error():
-    plan = plan_drag(gradient(8, 6), Rect(0, 0, 8, 6), [PointPair((1, 1), (5, 4))])
+    plan = plan_drag(gradient(8, 6), Rect(0, 0, 8, 6), [PointPair((1, 1), (5, 4))], b"\xff" * 48)
     with pytest.raises(UserError, match="returned a 4x4 image for a 8x6 region"):
         compose_result(plan, gradient(8, 6), {"width": 4, "height": 4, "data": bytes(64)})
 

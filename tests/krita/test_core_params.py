@@ -38,8 +38,8 @@ def test_values_are_converted_to_the_parameter_type(dd):
     ("drag_steps", 0, "Drag steps must be between 1 and 500, not 0. The default is 80."),
     ("drag_steps", 2.5, "Drag steps must be a whole number, not 2.5"),
     ("drag_steps", True, "Drag steps must be a whole number"),
-    ("lr", "fast", "Lr must be a number, not 'fast'"),
-    ("lr", float("nan"), "Lr must be a number"),
+    ("lr", "fast", "Drag rate must be a number, not 'fast'"),
+    ("lr", float("nan"), "Drag rate must be a number"),
     ("use_lora", 1, "Use lora must be true or false"),
 ])
 def test_bad_values_give_a_sentence_with_the_default(dd, name, value, text):
@@ -91,3 +91,35 @@ def test_seed_blank_is_random_and_bad_seed_is_an_error():
         with pytest.raises(UserError, match="whole number from 0"):
             store.set_seed(bad)
     assert store.seed == 7
+
+
+@pytest.mark.parametrize("name,words", [("inversion_strength", "Strength"), ("r2", "Search radius"),
+                                        ("lora_steps", "Fine-tuning steps"), ("some_new_knob", "Some new knob")])
+def test_labels_are_words_an_artist_reads(name, words):
+    from dragedit_protocol.editor.params import ParamSpec
+
+    assert ParamSpec(name, "int", 1).label == words
+
+
+@pytest.mark.parametrize("default,minimum,decimals", [(0.7, 0.0, 2), (0.01, 1e-5, 3), (0.02, None, 3),
+                                                      (5e-4, 1e-6, 5), (4.0, 0.5, 2), (0.0, 0.001, 4)])
+def test_float_fields_show_sensible_decimals(default, minimum, decimals):
+    from dragedit_protocol.editor.params import ParamSpec
+
+    assert ParamSpec("x", "float", default, min=minimum).decimals == decimals
+
+
+def test_the_soft_edge_is_the_editors_own_control_not_a_second_form_field():
+    from dragedit_protocol.editor.params import MethodSpec, ParamSpec
+
+    method = MethodSpec("m", "M", params=(ParamSpec("drag_steps", "int", 80), ParamSpec("feather", "int", 4)))
+    assert [p.name for p in method.form_params] == ["drag_steps"]
+
+
+def test_result_layers_are_named_in_words():
+    from dragedit_protocol.editor.params import result_layer_name
+
+    method = methods_from_welcome(WELCOME)[0]
+    assert result_layer_name(method, 42, {"lr": 0.02, "drag_steps": 20}) == "DragDiffusion drag (seed 42; Drag steps 20, Drag rate 0.02)"
+    assert result_layer_name(method, None, {}) == "DragDiffusion drag"
+    assert result_layer_name(None, 3) == "DragEdit drag (seed 3)"

@@ -27,7 +27,7 @@ def test_crop_and_paste_address_the_same_pixels():
 
 
 def test_selection_mask_full_partial_and_empty():
-    assert selection_mask(b"\xff" * 6, 3, 2) is None
+    assert selection_mask(b"\xff" * 6, 3, 2) == b"\xff" * 6
     assert selection_mask(b"\xff\x00\x80\x00\x00\x00", 3, 2) == b"\xff\x00\x80\x00\x00\x00"
     with pytest.raises(UserError, match="does not cover the layer"):
         selection_mask(b"\x00" * 6, 3, 2)

@@ -73,14 +73,14 @@ def test_drag_sends_the_selection_region_and_inserts_the_result(app, controller,
     assert controller.job.status_text() == "Dragging 5/10"
     clients[0].inbox = [result_for(sent)]
     controller.tick()
-    assert doc.node_names() == ["src", "DragDiffusion (seed 7)", "Drag points"]
+    assert doc.node_names() == ["src", "DragDiffusion drag (seed 7)", "Drag points"]
     layer = doc.root.childNodes()[1]
     assert layer.pixelData(15, 15, 1, 1) == bytes([50, 100, 200, 255])  # inside the selection: edited
     assert layer.pixelData(5, 5, 1, 1) == SOURCE_BGRA                   # outside: the source's pixels
     assert layer.pixelData(45, 35, 1, 1) == SOURCE_BGRA                 # outside the region sent
     assert bytes(src.pixels) == SOURCE_BGRA * (W * H)                    # the source is untouched
-    assert doc.undo_steps == [("add", "DragDiffusion (seed 7)")]         # one undo step
-    assert "Added layer 'DragDiffusion (seed 7)'" in controller.message
+    assert doc.undo_steps == [("add", "DragDiffusion drag (seed 7)")]         # one undo step
+    assert "Added layer 'DragDiffusion drag (seed 7)'" in controller.message
     doc.setActiveNode(layer)  # Krita activates the new layer...
     controller.tick()
     assert doc.activeNode() is src  # ...the source is made active again to drag once more
@@ -99,7 +99,7 @@ def test_changed_parameters_are_sent_named_in_the_layer_and_persisted(app, contr
     assert (sent["params"], sent["seed"], sent["prompt"]) == ({"lr": 0.02}, 42, "a red car")
     clients[0].inbox = [result_for(sent, seed=42)]
     controller.tick()
-    assert doc.node_names()[1] == "DragDiffusion (seed 42, lr 0.02)"
+    assert doc.node_names()[1] == "DragDiffusion drag (seed 42; Drag rate 0.02)"
     saved = json.loads(app.settings[("DragEdit", "params")])
     assert saved["values"] == {"dragdiffusion": {"lr": 0.02}} and saved["seed"] == 42
     assert json.loads(doc.annotation("dragedit"))["prompt"] == "a red car"
@@ -190,7 +190,7 @@ def test_visible_image_source(app, controller, clients):
     controller.drag()
     clients[0].inbox = [result_for(clients[0].submitted[0])]
     controller.tick()
-    assert doc.node_names() == ["src", "DragDiffusion (seed 7)", "Drag points"]
+    assert doc.node_names() == ["src", "DragDiffusion drag (seed 7)", "Drag points"]
 
 
 def test_pair_list_and_editing(app, controller):

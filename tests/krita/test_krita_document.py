@@ -47,6 +47,21 @@ def test_add_pair_creates_the_points_layer_on_top_and_spreads_pairs():
     assert first.handle[1] != second.handle[1]
 
 
+def test_add_pair_puts_the_arrow_inside_the_selection():
+    doc, _ = make_doc()
+    selection = Selection(40, 30)
+    selection.select(24, 16, 12, 10, 255)
+    doc.setSelection(selection)
+    for _ in range(3):
+        document.add_pair(doc)
+    pairs = document.read_pairs(doc)
+    assert len(pairs) == 3
+    for pair in pairs:
+        for x, y in (pair.handle, pair.target):
+            assert 24 <= x <= 36 and 16 <= y <= 26, pair
+    assert len({p.handle[1] for p in pairs}) == 3  # one row each
+
+
 def test_remove_and_clear_pairs():
     doc, _ = make_doc()
     for _ in range(3):
@@ -97,7 +112,7 @@ def test_source_is_the_active_paint_layer_or_the_one_active_before():
         document.pick_source_node(doc, None)
 
 
-def test_selection_becomes_a_mask_and_feather_works_on_a_copy():
+def test_selection_becomes_a_mask_and_the_soft_edge_works_on_a_copy():
     doc, _ = make_doc()
     assert document.read_mask(doc, Rect(0, 0, 40, 30)) is None
     selection = Selection(40, 30)
@@ -105,19 +120,22 @@ def test_selection_becomes_a_mask_and_feather_works_on_a_copy():
     doc.setSelection(selection)
     mask = document.read_mask(doc, Rect(0, 0, 40, 30))
     assert mask[0] == 255 and mask[10] == 0 and len(mask) == 1200
-    feathered = document.read_mask(doc, Rect(0, 0, 40, 30), feather_px=4)
-    assert feathered[9] == 128 and feathered[0] == 255
-    assert doc._selection.feathered == 0  # the artist's selection is untouched
+    feathered = document.read_mask(doc, Rect(0, 0, 40, 30), soft_edge_px=4)
+    row = feathered[40 * 10:40 * 11]
+    assert row[8] == 128 and row[5] == 255  # the fade lies inside the selection...
+    assert row[9] == 0 and row[10] == 0  # ...and ends at its edge: the outside stays the source's
+    assert doc._selection.feathered == 0 and not hasattr(doc._selection, "shrunk")  # the artist's selection is untouched
 
 
 def test_the_result_is_one_new_layer_above_the_source_in_one_undo_step():
     doc, src = make_doc()
     document.add_pair(doc)
     source = document.read_source(doc, src)
-    rgba = bytes([1, 2, 3, 255]) * (40 * 30)
-    node = document.insert_result(doc, source, rgba, "DragDiffusion (seed 1)")
+    rgba = bytes([1, 2, 3, 255]) * (10 * 6)
+    node = document.insert_result(doc, source, Rect(20, 12, 10, 6), rgba, "DragDiffusion (seed 1)")
     assert doc.node_names() == ["src", "DragDiffusion (seed 1)", "Drag points"]
-    assert node.pixelData(0, 0, 1, 1) == bytes([3, 2, 1, 255])  # written as BGRA
+    assert node.pixelData(20, 12, 1, 1) == bytes([3, 2, 1, 255])  # written as BGRA, at the region
+    assert node.pixelData(19, 12, 1, 1) == bytes(4)  # the layer holds only the edited region
     assert doc.undo_steps == [("add", "Drag points"), ("add", "DragDiffusion (seed 1)")]
     assert bytes(src.pixels) == BGRA * (40 * 30)
 
@@ -126,7 +144,7 @@ def test_a_visible_image_result_goes_below_the_points_layer():
     doc, _ = make_doc()
     document.add_pair(doc)
     source = document.read_source(doc, None)
-    document.insert_result(doc, source, source.rgba, "GoodDrag")
+    document.insert_result(doc, source, source.rect, source.rgba, "GoodDrag")
     assert doc.node_names() == ["src", "GoodDrag", "Drag points"]
 
 

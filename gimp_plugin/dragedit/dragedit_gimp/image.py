@@ -154,8 +154,7 @@ def insert_result(source: DragSource, result_image: dict, name: str) -> Gimp.Lay
     image = source.image
     if not image.is_valid():
         raise UserError("The image was closed while the drag ran", "open it again and drag again")
-    rgba = compose_result(source.plan, source.rgba, result_image)
-    rect = source.plan.layer
+    rect, rgba = compose_result(source.plan, source.rgba, result_image)  # only the edited region
     layer = Gimp.Layer.new(image, name, rect.width, rect.height, Gimp.ImageType.RGBA_IMAGE, 100.0,
                            Gimp.LayerMode.NORMAL)
     image.undo_group_start()

@@ -15,7 +15,7 @@ from dragedit_protocol import DEFAULT_ENDPOINT
 from dragedit_protocol.editor.errors import UserError
 from dragedit_protocol.editor.jobs import JobState
 from dragedit_protocol.editor.launcher import DaemonLauncher, is_local_endpoint, read_install_info
-from dragedit_protocol.editor.params import MethodSpec
+from dragedit_protocol.editor.params import MethodSpec, result_layer_name
 from dragedit_protocol.editor.session import Client, DragSession, client_factory
 
 from . import PLUGIN_VERSION
@@ -90,12 +90,6 @@ class GimpProgress:
         Gimp.progress_end()
 
 
-def layer_name(method: MethodSpec, result: dict) -> str:
-    """'GoodDrag drag (seed 42)': the method and the seed that reproduces it."""
-    seed = result.get("seed")
-    return f"{method.title} drag" + (f" (seed {seed})" if seed is not None else "")
-
-
 def wait_for_daemon(session: DragSession) -> list[MethodSpec]:
     """Tick until the daemon is ready (starting it if needed); its methods, or UserError why not."""
     def waiting() -> bool:
@@ -123,7 +117,7 @@ def finish_drag(source: DragSource, method: MethodSpec, job: JobState) -> Gimp.L
         raise DragCancelled()
     if job.status != "done" or job.result is None:
         raise UserError(job.error or "The drag failed", "see the daemon's log ('dragedit status' shows where)")
-    layer = insert_result(source, job.result["image"], layer_name(method, job.result))
+    layer = insert_result(source, job.result["image"], result_layer_name(method, job.result.get("seed")))
     Gimp.displays_flush()
     return layer
 

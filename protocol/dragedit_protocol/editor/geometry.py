@@ -94,6 +94,13 @@ class PointPair:
                 index(self.target[0], width), index(self.target[1], height))
 
 
+def place_new_pair(count: int, area: Rect) -> PointPair:
+    """Where 'Add point pair' puts pair number ``count + 1``: a short arrow inside ``area`` (the
+    selection's bounds, or the image), each new one on its own row so that arrows never overlap."""
+    y = area.y + area.height * (0.3 + 0.1 * (count % 5))
+    return PointPair((area.x + area.width * 0.35, y), (area.x + area.width * 0.6, y))
+
+
 def pairs_from_strokes(strokes: Sequence[Sequence[Point]]) -> list[PointPair]:
     """One pair per stroke: its first anchor is the handle, its last anchor the target."""
     pairs = []

@@ -1,6 +1,7 @@
 """The state of one drag job as the daemon's messages move it along, and its status line."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,12 @@ PHASE_TITLES = {
     "drag": "Dragging",
     "denoise": "Denoising",
 }
+
+# The phases of a drag in the order they run, and their rough share of a first drag's time on a
+# GPU or a CPU (the LoRA and the drag dominate): one progress bar runs through them all.
+PHASE_SHARES = {"lora": 0.35, "inversion": 0.15, "drag": 0.35, "denoise": 0.15}
+PHASE_ORDER = tuple(PHASE_SHARES)
+MIN_FRACTION_FOR_ETA = 0.03  # progress needed before the whole job's time left is more than a guess
 
 # waiting: not sent yet (daemon starting); submitted: sent, nothing heard back yet
 ACTIVE = ("waiting", "submitted", "queued", "running", "cancelling")
@@ -57,20 +64,49 @@ class JobState:
     handles: list[tuple[float, float]] = field(default_factory=list)
     result: dict[str, Any] | None = None
     error: str = ""
+    started_at: float | None = None  # monotonic clock when the first work (not a cache hit) was reported
+    started_fraction: float = 0.0     # the whole job's progress then
+
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
 
     @property
-    def fraction(self) -> float:
+    def phase_fraction(self) -> float:
         """Progress of the current phase, 0 .. 1."""
-        if self.status == "done":
-            return 1.0
         return min(1.0, self.step / self.total) if self.total > 0 else 0.0
 
-    def apply(self, message: dict[str, Any]) -> bool:
-        """Take in a daemon message; returns whether it concerned this job and changed it."""
+    @property
+    def fraction(self) -> float:
+        """Progress of the whole job, 0 .. 1, through every phase (one bar, never restarting)."""
+        if self.status == "done":
+            return 1.0
+        if self.phase not in PHASE_SHARES:
+            return 0.0
+        index = PHASE_ORDER.index(self.phase)
+        done = sum(PHASE_SHARES[p] for p in PHASE_ORDER[:index])
+        return min(1.0, done + PHASE_SHARES[self.phase] * self.phase_fraction)
+
+    def time_left_s(self, now: float | None = None) -> float | None:
+        """The whole job's time left, from its progress so far (None until there is enough to tell).
+
+        In the last phase the daemon's own estimate for it is the best there is.
+        """
+        if self.phase == PHASE_ORDER[-1] and self.eta_s is not None:
+            return self.eta_s
+        fraction = self.fraction
+        progress = fraction - self.started_fraction
+        if self.started_at is None or progress < MIN_FRACTION_FOR_ETA:
+            return None
+        elapsed = (time.monotonic() if now is None else now) - self.started_at
+        return elapsed * (1 - fraction) / progress
+
+    def apply(self, message: dict[str, Any], now: float | None = None) -> bool:
+        """Take in a daemon message; returns whether it concerned this job and changed it.
+
+        ``now``: the monotonic clock (default: read it), for the time left.
+        """
         if message.get("job_id") != self.job_id or self.finished:
             return False
         kind = message.get("type")
@@ -86,6 +122,9 @@ class JobState:
             self.total = int(message.get("total", 0))
             self.eta_s = message.get("eta_s")
             self.cached = bool(message.get("cached", False))
+            if self.started_at is None and not self.cached:
+                self.started_at = time.monotonic() if now is None else now
+                self.started_fraction = self.fraction
             self.handles = [tuple(h) for h in message.get("handles") or ()]
             preview = message.get("preview")
             if preview:
@@ -108,18 +147,19 @@ class JobState:
         self.status = "failed"
         self.error = text
 
-    def status_text(self) -> str:
-        """One line for the editor's status area."""
+    def status_text(self, now: float | None = None) -> str:
+        """One line for the editor's status area: the phase, its steps, the whole job's time left."""
         if self.status == "waiting":
-            return "Waiting for the daemon..."
+            return "Waiting for the daemon to start (it loads the model first)..."
         if self.status == "submitted":
-            return "Sent to the daemon..."
+            return "Sent to the daemon, waiting for its answer..."
         if self.status == "queued":
             # the daemon counts places in line from 1 (= runs next); 0 = starting now
             if not self.position:
-                return "Starting..."
+                return "Starting (the daemon loads the model if it is not loaded yet)..."
             ahead = self.position - 1
-            return f"Queued: {ahead} job{'s' if ahead > 1 else ''} ahead" if ahead else "Queued: runs next"
+            return (f"Queued behind {ahead} other drag{'s' if ahead > 1 else ''}" if ahead
+                    else "Queued: runs next")
         if self.status in ("running", "cancelling"):
             title = PHASE_TITLES.get(self.phase, self.phase.capitalize() or "Working")
             parts = [title]
@@ -127,7 +167,7 @@ class JobState:
                 parts.append(f"{self.step}/{self.total}")
             if self.cached:
                 parts.append("(cached)")
-            eta = format_eta(self.eta_s)
+            eta = format_eta(self.time_left_s(now))
             text = " ".join(parts) + (f", {eta} left" if eta else "")
             return "Cancelling... " + text if self.status == "cancelling" else text
         if self.status == "done":

@@ -16,6 +16,21 @@ from .errors import UserError
 
 PARAM_TYPES = ("int", "float", "bool", "str", "choice")
 MAX_SEED = 2**63 - 1
+# Words an artist reads for the methods' parameters (the technical name goes in the tooltip);
+# names not listed here are shown as 'Their name in words'.
+ARTIST_LABELS = {
+    "drag_steps": "Drag steps", "operations": "Drag steps", "inversion_strength": "Strength",
+    "lora_steps": "Fine-tuning steps", "lora_rank": "Fine-tuning rank", "lora_lr": "Fine-tuning rate",
+    "lora_batch": "Fine-tuning batch", "lr": "Drag rate", "r1": "Grab radius", "r2": "Search radius",
+    "mask_weight": "Keep outside", "beta": "Largest stride", "patience": "Patience",
+    "operations_per_step": "Drags per denoise", "gradient_steps": "Pushes per drag",
+    "tracking_region": "Tracking region", "angle_deg": "Tracking angle", "dds_weight": "Faithfulness",
+    "k_ini": "Warm-up steps", "max_ilfa_steps": "Most adaptation steps", "tracker_iterations": "Tracker training",
+    "tracker_sigma": "Tracker width", "template_weight": "Template weight", "confidence_tau": "Confidence threshold",
+}
+# Parameters the editors set through their own controls: the selection's "Soft edge" replaces the
+# engine's ``feather`` (one soft-edge setting, not two).
+EDITOR_OWNED = ("feather",)
 
 
 @dataclass(frozen=True)
@@ -41,9 +56,21 @@ class ParamSpec:
 
     @property
     def label(self) -> str:
-        """'learning_rate' -> 'Learning rate'."""
+        """The words an artist reads: 'inversion_strength' -> 'Strength', 'learning_rate' -> 'Learning rate'."""
+        if self.name in ARTIST_LABELS:
+            return ARTIST_LABELS[self.name]
         text = self.name.replace("_", " ")
         return text[:1].upper() + text[1:]
+
+    @property
+    def decimals(self) -> int:
+        """Decimals a float field shows: enough for the default (0.7 -> 2, 0.01 -> 3, 5e-4 -> 5)."""
+        shown = [abs(float(v)) for v in (self.default, self.min) if v not in (None, 0)]
+        smallest = shown[0] if shown else 1.0
+        decimals = 2
+        while decimals < 6 and smallest < 10 ** (1 - decimals):
+            decimals += 1
+        return decimals
 
     def coerce(self, value: Any) -> Any:
         """The value converted to this parameter's type; UserError when it does not fit."""
@@ -101,11 +128,30 @@ class MethodSpec:
                    description=str(d.get("description", "")),
                    params=tuple(ParamSpec.from_dict(p) for p in d.get("params", ())))
 
+    @property
+    def form_params(self) -> tuple[ParamSpec, ...]:
+        """The parameters an editor's form shows (not those its own controls set)."""
+        return tuple(p for p in self.params if p.name not in EDITOR_OWNED)
+
     def param(self, name: str) -> ParamSpec:
         for p in self.params:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+
+def result_layer_name(method: MethodSpec | None, seed: int | None, overrides: dict[str, Any] | None = None) -> str:
+    """The result layer's name, in words: 'GoodDrag drag (seed 42; Drag steps 20, Strength 0.5)'.
+
+    The seed reproduces the drag; up to three changed settings say how it differed from the defaults.
+    """
+    title = method.title if method else "DragEdit"
+    labels = {p.name: p.label for p in method.params} if method else {}
+    details = [f"seed {seed}"] if seed is not None else []
+    changed = ", ".join(f"{labels.get(k, k)} {v:g}" if isinstance(v, float) else f"{labels.get(k, k)} {v}"
+                        for k, v in sorted((overrides or {}).items())[:3])
+    inside = "; ".join(part for part in (", ".join(details), changed) if part)
+    return f"{title} drag ({inside})" if inside else f"{title} drag"
 
 
 def methods_from_welcome(welcome: dict | None) -> list[MethodSpec]:

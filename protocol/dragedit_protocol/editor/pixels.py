@@ -37,8 +37,8 @@ def paste(target: bytearray, width: int, channels: int, data: bytes, rect: Rect)
         target[y * stride + start:y * stride + start + row] = data[i * row:(i + 1) * row]
 
 
-def selection_mask(data: bytes, width: int, height: int) -> bytes | None:
-    """A selection's one-byte-per-pixel data as a mask; None when everything is selected.
+def selection_mask(data: bytes, width: int, height: int) -> bytes:
+    """A selection's one-byte-per-pixel data as a mask.
 
     Raises UserError when nothing is selected inside the layer.
     """
@@ -46,9 +46,8 @@ def selection_mask(data: bytes, width: int, height: int) -> bytes | None:
         raise ValueError(f"selection has {len(data)} bytes, expected {width}x{height}")
     if not data.strip(b"\x00"):
         raise UserError("The selection does not cover the layer",
-                        "select the region that may change inside the layer, or deselect all to edit the whole layer")
-    if not data.strip(b"\xff"):
-        return None
+                        "select the region that may change inside the layer, or deselect all to edit the area "
+                        "around the points")
     return bytes(data)
 
 

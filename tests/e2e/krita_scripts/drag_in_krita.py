@@ -63,7 +63,7 @@ wait_until(lambda: len(layer_names(doc)) == len(names_before) + 1, 10, "the resu
 names = layer_names(doc)
 nodes = doc.rootNode().childNodes()
 result = nodes[names.index("source") + 1]
-assert result.name() == "DragDiffusion (seed 1234, drag_steps 4, inversion_strength 0.1, lora_steps 1)", names
+assert result.name() == "DragDiffusion drag (seed 1234; Drag steps 4, Strength 0.1, Fine-tuning steps 1)", names
 assert result.type() == "paintlayer"
 bounds = result.bounds()
 assert (bounds.x(), bounds.y(), bounds.width(), bounds.height()) == (0, 0, W, H), bounds

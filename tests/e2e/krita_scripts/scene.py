@@ -20,7 +20,7 @@ def source_pixels():
     return bytes(out)
 
 
-def make_document(wait_until):
+def make_document(wait_until, reopen=False):
     """A 144 ppi document: a paint layer, a rectangular selection, two arrows on the points layer."""
     app = Krita.instance()
     doc = app.createDocument(W, H, "dragedit-e2e", "RGBA", "U8", "", 144.0)
@@ -37,6 +37,15 @@ def make_document(wait_until):
     root.addChildNode(points, None)
     paths = "".join(f'<path d="M {hx} {hy} L {tx} {ty}" stroke="#ff0" fill="none"/>' for hx, hy, tx, ty in ARROWS)
     points.addShapesFromSvg(f'<svg xmlns="http://www.w3.org/2000/svg">{paths}</svg>')
+    if reopen:  # as an artist's saved file: Krita's own dockers (Layers) then follow the document
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "dragedit-e2e-scene.kra")
+        doc.setBatchmode(True)
+        assert doc.saveAs(path), "saving the scene failed"
+        doc.close()
+        doc = app.openDocument(path)
+        app.activeWindow().addView(doc)
+        wait_until(lambda: app.activeDocument() is not None, 20, "the saved scene to open")
+        source = next(n for n in doc.rootNode().childNodes() if n.name() == "source")
     doc.setActiveNode(source)
     wait_until(lambda: doc.activeNode() is not None and doc.activeNode().name() == "source", 10, "the source to be active")
     doc.waitForDone()
