@@ -31,7 +31,7 @@ ERROR_WORDS = ("error", "fail", "unexpected", "traceback", "not installed", "exc
 FINE_TUNING_LABELS = ("Fine-tuning steps", "Lora steps")  # the label in words, or the older one
 DRAG_RATE_LABELS = ("Drag rate", "Lr")
 SCREEN = "1920x1080"  # room for GIMP's window and the dialog beside it
-SOFT_EDGE_ROOM = 24  # px outside the selection that the soft edge may blend; beyond it nothing may change
+SOFT_EDGE_ROOM = 2  # px: the soft edge fades inside the selection; GIMP's feather may reach this far out
 
 
 def _rect_center(widget: dict) -> tuple[int, int]:
@@ -206,10 +206,9 @@ def check_the_image(out: Path, added: str) -> None:
     assert f"'{result['name']}'" in added
     source = np.frombuffer((out / "source.rgba").read_bytes(), np.uint8).reshape(photo["height"], photo["width"], 4)
     assert (out / photo["file"]).read_bytes() == source.tobytes(), "the source layer changed"
-    assert result["width"] * result["height"] < photo["width"] * photo["height"] / 2, \
-        f"the result layer is {result['width']}x{result['height']}: not only the edited region"
     x, y, w, h = result["x"], result["y"], result["width"], result["height"]
-    assert x >= 0 and y >= 0 and x + w <= photo["width"] and y + h <= photo["height"]
+    assert 0 <= x <= sx and 0 <= y <= sy and sx + sw <= x + w <= photo["width"] and sy + sh <= y + h <= photo["height"]
+    assert w * h < photo["width"] * photo["height"] / 2, f"the result layer is {w}x{h}: not only the edited region"
     pixels = np.frombuffer((out / result["file"]).read_bytes(), np.uint8).reshape(h, w, 4)
     under = source[y:y + h, x:x + w]
     # What the artist sees: the result layer over the source (alpha-composited).

@@ -264,10 +264,22 @@ class Channel(Drawable):
 class Selection(Channel):
     """The image's selection mask, one byte per canvas pixel."""
 
-    FEATHERED: list[float] = []  # the radius of each feather, for the tests
+    FEATHERED: list[float] = []  # the radius of each feather and shrink, for the tests
+    SHRUNK: list[int] = []
 
     def __init__(self, width: int, height: int):
         super().__init__(None, "Selection Mask", width, height)
+
+    @staticmethod
+    def shrink(image: Image, steps: int) -> None:
+        """Deselect every pixel within ``steps`` of an unselected one (or of the canvas edge)."""
+        Selection.SHRUNK.append(steps)
+        m, r = image.selection, steps
+        w, h = m.width, m.height
+        across = [min(m.mask[y * w + x2] if 0 <= x2 < w else 0 for x2 in range(x - r, x + r + 1))
+                  for y in range(h) for x in range(w)]
+        m.mask[:] = bytes(min(across[y2 * w + x] if 0 <= y2 < h else 0 for y2 in range(y - r, y + r + 1))
+                          for y in range(h) for x in range(w))
 
     @staticmethod
     def feather(image: Image, radius: float) -> None:
@@ -787,3 +799,4 @@ def reset() -> None:
     Image.CREATED.clear()
     Image.DELETED.clear()
     Selection.FEATHERED.clear()
+    Selection.SHRUNK.clear()

@@ -200,3 +200,11 @@ def test_soft_edge_is_set_in_the_dialog_remembered_and_softens_the_mask_sent(tmp
          (lambda: "Added the layer" in dialog.status_label.text, lambda: dialog.dialog.respond(CLOSE)))
     assert config.get_property("soft-edge") == 2 and fake_gimp.Selection.FEATHERED == [2.0]
     assert any(0 < v < 255 for v in client.submitted[0]["mask"])
+
+
+def test_the_engines_feather_is_not_a_second_soft_edge_field():
+    welcome = {"methods": [{"name": "m", "title": "M", "params": [
+        {"name": "feather", "type": "int", "default": 4, "description": "Soft edge."},
+        {"name": "drag_steps", "type": "int", "default": 40, "description": "Steps.", "advanced": False}]}]}
+    form = ParamForm(methods_from_welcome(welcome)[0], ParamStore())
+    assert [field.spec.name for field in form.fields] == ["drag_steps"]

@@ -10,8 +10,9 @@ import pytest
 from gimp_fake_daemon import FakeDaemonClient
 from scenes import scene
 
-from dragedit_gimp import PROCEDURE, plugin, run
+from dragedit_gimp import PROCEDURE, plugin, registration, run
 from dragedit_gimp.settings import read_args, read_store
+from dragedit_protocol.editor import drag
 
 Status = fake_gimp.PDBStatusType
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "gimp_plugin" / "dragedit"
@@ -55,6 +56,10 @@ def test_noninteractive_run_with_arguments_adds_the_layer(procedure, client):
     assert client.submitted[0]["method"] == "gooddrag" and client.submitted[0]["params"] == {"tracker": "l2"}
     assert [l.get_name() for l in image.get_layers()] == ["GoodDrag drag (seed 5)", "photo"]
     assert client.closed
+
+
+def test_the_default_soft_edge_is_the_one_krita_uses():
+    assert registration.SOFT_EDGE_PX == drag.SOFT_EDGE_PX
 
 
 @pytest.mark.parametrize("soft_edge, partial", [(8, True), (0, False)])

@@ -72,7 +72,8 @@ class ParamForm:
 
     def __init__(self, method: MethodSpec, store: ParamStore):
         self.method = method
-        self.fields = [ParamField(spec, store.value(method, spec.name)) for spec in method.params]
+        # the engine's feather is not shown: the dialog's Soft edge does that job
+        self.fields = [ParamField(spec, store.value(method, spec.name)) for spec in method.form_params]
         self.widget = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6)
         main = [f for f in self.fields if not f.spec.advanced]
         advanced = [f for f in self.fields if f.spec.advanced]

@@ -96,8 +96,8 @@ def read_pixels(layer: Gimp.Layer) -> bytes:
 
 
 def read_mask(image: Gimp.Image, rect: Rect, soft_edge_px: int = 0) -> bytes | None:
-    """The selection over the layer as one byte per pixel, its edge softened over ``soft_edge_px``;
-    None when nothing (or everything) is selected."""
+    """The selection over the layer as one byte per pixel, its edge softened inwards over
+    ``soft_edge_px``; None without a selection."""
     if Gimp.Selection.is_empty(image):
         return None
     area = Gegl.Rectangle.new(rect.x, rect.y, rect.width, rect.height)
@@ -108,8 +108,10 @@ def read_mask(image: Gimp.Image, rect: Rect, soft_edge_px: int = 0) -> bytes | N
 
 
 def soften(mask: bytes, width: int, height: int, radius: int) -> bytes:
-    """The mask feathered by ``radius`` pixels with GIMP's own Feather, on a scratch image: the
-    artist's selection and undo history stay as they are."""
+    """The mask's edge softened inwards over ``radius`` pixels, as Krita's plug-in does: shrunk by the
+    radius, then feathered by as much with GIMP's own Shrink and Feather, so the fade ends at the
+    selection's edge and the outside stays the source's. Done on a scratch image: the artist's
+    selection and undo history stay as they are."""
     scratch = Gimp.Image.new(width, height, Gimp.ImageBaseType.GRAY)
     try:
         scratch.undo_disable()
@@ -120,6 +122,7 @@ def soften(mask: bytes, width: int, height: int, radius: int) -> bytes:
         buffer.set(whole, MASK_FORMAT, mask)
         buffer.flush()
         scratch.select_item(Gimp.ChannelOps.REPLACE, channel)
+        Gimp.Selection.shrink(scratch, radius)
         Gimp.Selection.feather(scratch, float(radius))
         return bytes(scratch.get_selection().get_buffer().get(whole, 1.0, MASK_FORMAT, Gegl.AbyssPolicy.NONE))
     finally:

@@ -11,9 +11,9 @@ import os
 from gi.repository import Gegl, Gimp
 
 RGBA = "R'G'B'A u8"
-CANVAS = (480, 360)
-SELECTION = (150, 100, 180, 140)  # x, y, width, height
-STROKE = [(210, 170), (250, 176)]  # handle, target (image pixels)
+CANVAS = (800, 600)  # big enough that the edited region (the selection and its context) is a part of it
+SELECTION = (300, 200, 180, 140)  # x, y, width, height
+STROKE = [(360, 270), (400, 276)]  # handle, target (image pixels)
 
 
 def layer_bytes(layer):
