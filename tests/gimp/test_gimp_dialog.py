@@ -208,3 +208,11 @@ def test_the_engines_feather_is_not_a_second_soft_edge_field():
         {"name": "drag_steps", "type": "int", "default": 40, "description": "Steps.", "advanced": False}]}]}
     form = ParamForm(methods_from_welcome(welcome)[0], ParamStore())
     assert [field.spec.name for field in form.fields] == ["drag_steps"]
+
+
+@pytest.mark.parametrize("selection, says", [((4, 4, 36, 36), "Only the selected region may change."),
+                                             (None, "No selection: the area around the drag points may change")])
+def test_the_dialog_says_what_may_change(tmp_path, monkeypatch, selection, says):
+    image, _ = scene(selection=selection)
+    dialog, _ = make_dialog(tmp_path, monkeypatch, FakeDaemonClient(), image)
+    assert says in dialog.status_label.text

@@ -164,9 +164,16 @@ class DragDialog:
         box.pack_start(self.preview_image, False, False, 0)
         self._preview_shown: Preview | None = None
         self.status_label = self._label(box)
-        self.status_label.set_text("Draw strokes with the Paths tool (first point: handle, last point: target), "
-                                   "select what may change, then press Drag.")
+        self.status_label.set_text(self._hint())
         self._update_buttons()
+
+    def _hint(self) -> str:
+        """What to do before pressing Drag, and what may change with the image's selection as it is."""
+        steps = "Draw strokes with the Paths tool (first point: handle, last point: target), then press Drag. "
+        if Gimp.Selection.is_empty(self.image):
+            return steps + ("No selection: the area around the drag points may change (select a region to "
+                            "choose what may change instead).")
+        return steps + "Only the selected region may change."
 
     @staticmethod
     def _label(box: Gtk.Box) -> Gtk.Label:
