@@ -278,6 +278,9 @@ def gimp_gui(script: Path, plugin_dirs: list[Path], env: dict[str, str], display
     root = ensure_gimp()
     with _cache_lock("gimp-home"):
         batch = _prepare_gimp(root, script, plugin_dirs)
+        gimprc = root / GIMP_HOME.lstrip("/") / ".config" / "GIMP" / "3.0" / "gimprc"
+        gimprc.parent.mkdir(parents=True, exist_ok=True)
+        gimprc.write_text("(show-welcome-dialog no)\n")  # it would cover part of GIMP's window in the screenshots
         socket_path = f"{GIMP_WORK}/session-bus"
         (root / socket_path.lstrip("/")).unlink(missing_ok=True)
         bus = f"unix:path={socket_path}"
