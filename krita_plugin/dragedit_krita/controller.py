@@ -138,6 +138,11 @@ class DragController:
         self.session = self._new_session()
         self.message = ""
 
+    @reports_errors
+    def set_model(self, value: str) -> None:
+        """Drag with this model ('' = the daemon's own, 'toy' = the demo model, a file, folder or hub id)."""
+        self.settings.model = value
+
     @property
     def daemon_text(self) -> str:
         return self.session.daemon_text if self.session else "Not connected yet."
@@ -237,6 +242,11 @@ class DragController:
             lines.append(line)
         return lines
 
+    def editable_area_text(self) -> str:
+        """What the next drag may change (the selection, or the area around the points), for the docker."""
+        doc = self.app.activeDocument()
+        return "" if doc is None else document.editable_area_text(doc)
+
     def current_handles(self) -> list[tuple[float, float]]:
         """Where the running drag has moved the handles so far, in image pixels (empty when idle)."""
         job, plan = self.job, self.plan
@@ -261,14 +271,19 @@ class DragController:
         plan = plan_drag(source.rgba, source.rect, pairs, mask)
         method = self.current_method()
         if session.daemon_state == "ready" and method is None:
-            raise UserError("The daemon offers no drag methods", "check the daemon's log")
+            log = session.welcome_field("log_file")
+            raise UserError("The daemon offers no drag methods", f"see its log, {log}" if log else "see its log")
+        if session.model_missing and not self.settings.model:
+            raise UserError("The daemon's model is not on this machine",
+                            "choose another Model above: the demo model works at once on any CPU")
         # before the welcome (daemon still starting) the saved values go as they are: the daemon checks them
         method_name = method.name if method else (self.params.method or "dragdiffusion")
         overrides = self.params.overrides(method) if method else dict(self.params.values.get(method_name, {}))
         self._job_document, self._job_source, self._job_method = doc, source, method
         self._job_overrides = overrides
         session.start_drag(plan, method_name, overrides, seed=self.params.seed, prompt=self.params.prompt,
-                           preview_every=PREVIEW_EVERY if self.settings.live_preview else 0)
+                           preview_every=PREVIEW_EVERY if self.settings.live_preview else 0,
+                           model=self.settings.model or None)
         document.save_document_settings(doc, self.params.to_json())
         self.message = ""
 

@@ -18,13 +18,18 @@ from dragedit_protocol.editor.params import MethodSpec, ParamSpec
 from .controller import DragController
 from .extension import shared_controller
 from .qt import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QImage, QLabel, QLineEdit, QListWidget,
-    QPixmap, QProgressBar, QPushButton, QScrollArea, QSpinBox, Qt, QTimer, QToolButton, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QImage, QInputDialog, QLabel,
+    QLineEdit, QListWidget, QPixmap, QProgressBar, QPushButton, QScrollArea, QSpinBox, Qt, QTimer, QToolButton,
+    QVBoxLayout, QWidget,
 )
 
 TITLE = "Drag Edit"
 PREVIEW_WIDTH = 256
 MAX_HEIGHT = 520  # the most the docker asks of the dock area's height; more scrolls
+DEMO_MODEL = ("Demo model (tiny, runs on any CPU, for trying the tool)", "toy")
+# model choices that ask for the value first: (label, data)
+MODEL_PICKERS = (("A .safetensors file...", "?file"), ("A diffusers folder...", "?folder"),
+                 ("A model id from the Hugging Face hub...", "?hub"))
 INT_LIMIT = 2**31 - 1
 
 
@@ -73,6 +78,14 @@ class DragEditDocker(DockWidget):
         self.method.activated.connect(self._method_chosen)
         row.addWidget(self.method, 1)
         layout.addLayout(row)
+
+        model_row = QHBoxLayout()
+        model_row.addWidget(QLabel("Model"))
+        self.model = QComboBox()
+        self.model.setToolTip("The diffusion model drags use: the daemon's own, the demo model, or one you pick")
+        self.model.activated.connect(self._model_chosen)
+        model_row.addWidget(self.model, 1)
+        layout.addLayout(model_row)
 
         self.basic = QFormLayout()
         layout.addLayout(self.basic)
@@ -129,6 +142,9 @@ class DragEditDocker(DockWidget):
         soft_edge_row.addStretch(1)
         layout.addLayout(soft_edge_row)
 
+        self.editable_area = QLabel()
+        self.editable_area.setWordWrap(True)
+        layout.addWidget(self.editable_area)
         layout.addWidget(QLabel("Point pairs (red handle \u2192 blue target)"))
         self.pairs = QListWidget()
         self.pairs.setMaximumHeight(110)
@@ -211,10 +227,26 @@ class DragEditDocker(DockWidget):
         self.prompt.setText(params.prompt)
         self.endpoint.setText(settings.endpoint)
 
+    def _fill_models(self) -> None:
+        """The model list: the daemon's own, the demo model, the artist's pick, and ways to pick another."""
+        chosen = self.controller.settings.model
+        session = self.controller.session
+        own = session.welcome_field("model") if session is not None else None
+        items = [(f"The daemon's model ({own})" if own else "The daemon's model", ""), DEMO_MODEL]
+        if chosen not in ("", "toy"):
+            items.append((chosen, chosen))
+        items += list(MODEL_PICKERS)
+        if [(self.model.itemText(i), self.model.itemData(i)) for i in range(self.model.count())] != items:
+            self.model.clear()
+            for text, data in items:
+                self.model.addItem(text, data)
+        self.model.setCurrentIndex(max(0, self.model.findData(chosen)))
+
     @guarded
     def refresh(self) -> None:
         c = self.controller
         self.daemon.setText(c.daemon_text)
+        self._fill_models()
         methods, current = c.methods, c.current_method()
         key = (tuple(m.name for m in methods), current.name if current else "", id(c.params))
         if key != self._form_key:
@@ -307,6 +339,7 @@ class DragEditDocker(DockWidget):
     def _refresh_pairs(self) -> None:
         if not self.isVisible():
             return
+        self.editable_area.setText(self.controller.editable_area_text())
         lines = self.controller.pair_lines()
         if lines != [self.pairs.item(i).text() for i in range(self.pairs.count())]:
             row = self.pairs.currentRow()
@@ -324,6 +357,25 @@ class DragEditDocker(DockWidget):
     @guarded
     def _method_chosen(self, index: int) -> None:
         self.controller.set_method(self.method.itemData(index))
+
+    @guarded
+    def _model_chosen(self, index: int) -> None:
+        value = self.model.itemData(index)
+        if value.startswith("?"):  # ask for it; a cancelled dialog keeps the current model
+            if value == "?file":
+                value = QFileDialog.getOpenFileName(self, "Stable Diffusion 1.5 checkpoint", "",
+                                                    "Checkpoints (*.safetensors)")[0]
+            elif value == "?folder":
+                value = QFileDialog.getExistingDirectory(self, "Diffusers model folder (with unet/, vae/, ...)")
+            else:
+                text, ok = QInputDialog.getText(self, "Model id",
+                                                "Hugging Face hub id, e.g. runwayml/stable-diffusion-v1-5")
+                value = text.strip() if ok else ""
+            if not value:
+                self._fill_models()
+                return
+        self.controller.set_model(value)
+        self._fill_models()
 
     @guarded
     def _seed_changed(self) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 from dragedit_protocol.editor.errors import UserError
 from dragedit_protocol.editor.geometry import PointPair, Rect, pairs_from_strokes, place_new_pair
-from dragedit_protocol.editor.pixels import mask_bounds, selection_mask, swap_red_blue
+from dragedit_protocol.editor.pixels import selection_mask, swap_red_blue
+from dragedit_protocol.regions import region_box_around_points
 
 from .shapes import pair_svg, svg_strokes
 
@@ -94,10 +95,24 @@ def read_pairs(doc: Any) -> list[PointPair]:
 def selection_bounds(doc: Any) -> Rect | None:
     """The bounding rectangle of the selected pixels (None without a selection or when it is empty)."""
     selection = doc.selection()
-    if selection is None:
+    if selection is None or selection.width() <= 0 or selection.height() <= 0:
         return None
+    return Rect(selection.x(), selection.y(), selection.width(), selection.height())
+
+
+def editable_area_text(doc: Any) -> str:
+    """What may change in the next drag, for the docker: the selection, or the area around the points."""
+    bounds = selection_bounds(doc)
+    if bounds is not None:
+        return f"Editable: the selection ({bounds.width} x {bounds.height} px)."
+    try:
+        pairs = read_pairs(doc)
+    except UserError:
+        return "No selection: the area around the points will be editable."
     w, h = doc.width(), doc.height()
-    return mask_bounds(bytes(selection.pixelData(0, 0, w, h)), w, h)
+    x0, y0, x1, y1 = region_box_around_points([p.to_index(w, h) for p in pairs], w, h)
+    return (f"No selection: the {x1 - x0} x {y1 - y0} px area around the points (from {x0}, {y0}) may change. "
+            "Select a region to choose it yourself.")
 
 
 def add_pair(doc: Any) -> PointPair:

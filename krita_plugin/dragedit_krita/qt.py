@@ -7,14 +7,14 @@ try:
     from PyQt5.QtCore import Qt, QTimer  # noqa: F401
     from PyQt5.QtGui import QImage, QPixmap  # noqa: F401
     from PyQt5.QtWidgets import (  # noqa: F401
-        QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-        QProgressBar, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+        QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
+        QListWidget, QProgressBar, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
     )
 
 except ImportError:
     from PyQt6.QtCore import Qt, QTimer  # noqa: F401
     from PyQt6.QtGui import QImage, QPixmap  # noqa: F401
     from PyQt6.QtWidgets import (  # noqa: F401
-        QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-        QProgressBar, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+        QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
+        QListWidget, QProgressBar, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
     )

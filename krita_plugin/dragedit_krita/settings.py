@@ -31,6 +31,15 @@ class Settings:
         self._write("endpoint", value.strip())
 
     @property
+    def model(self) -> str:
+        """The model drags ask for: '' = the daemon's own, 'toy' = the demo model, else a file, folder or hub id."""
+        return self._read("model", "").strip()
+
+    @model.setter
+    def model(self, value: str) -> None:
+        self._write("model", value.strip())
+
+    @property
     def params_json(self) -> str:
         return self._read("params", "")
 

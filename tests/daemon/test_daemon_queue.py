@@ -198,6 +198,24 @@ def test_a_model_that_fails_to_load_gives_an_error_and_the_daemon_lives(start_da
     assert status["state"] == "error"
 
 
+def test_when_the_daemons_model_fails_a_job_naming_another_model_still_runs(start_daemon, connect):
+    """First run offline: the default model cannot load, the artist picks the demo model instead."""
+    class OfflineEngine(EngineDouble):
+        def ensure_model(self, source=None, on_progress=None):
+            if (source or self.settings.model) == self.settings.model:
+                raise OSError(f"no model at {self.settings.model} (offline)")
+
+    daemon = start_daemon(OfflineEngine)
+    client = connect(daemon.bound_endpoint)
+    welcome = ready(client, state="error")
+    assert [m["name"] for m in welcome["methods"]], "the methods must be known even though the model failed"
+    default_job = submit(client)
+    assert final(pump([client], all_final(default_job)), default_job)["code"] == "model_load_failed"
+    demo_job = submit(client, model="toy")
+    seen = pump([client], lambda seen: all_final(demo_job)(seen) and client.welcome["state"] == "ready")
+    assert final(seen, demo_job)["type"] == "result"  # and the welcome now says a model is loaded
+
+
 def test_a_job_asking_for_a_model_that_fails_to_load_does_not_stop_the_next_one(start_daemon, connect):
     class PickyEngine(EngineDouble):
         def ensure_model(self, source=None, on_progress=None):

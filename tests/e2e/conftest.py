@@ -32,6 +32,15 @@ def krita() -> None:
 
 
 @pytest.fixture(scope="session")
+def trixie_krita() -> Path:
+    """The trixie chroot (GIMP's) with Krita 5.2.9 added; returns its root."""
+    try:
+        return editors.ensure_trixie_krita()
+    except editors.EditorUnavailable as err:
+        _unavailable(err)
+
+
+@pytest.fixture(scope="session")
 def gimp_root() -> Path:
     """The GIMP 3 chroot's root."""
     try:

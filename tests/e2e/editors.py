@@ -129,41 +129,100 @@ def ensure_krita() -> None:
             _setup("install_krita.sh", [], "Krita")
 
 
+def _prepare_krita_home(home: Path, plugin_dirs: list[Path]) -> None:
+    """Krita's home for one run: the runner and the plug-ins enabled, a private runtime and temp folder."""
+    pykrita = home / ".local" / "share" / "krita" / "pykrita"
+    shutil.rmtree(pykrita, ignore_errors=True)
+    pykrita.mkdir(parents=True)
+    kritarc = home / ".config" / "kritarc"
+    for folder in [KRITA_RUNNER, *plugin_dirs]:
+        shutil.copytree(folder, pykrita, dirs_exist_ok=True, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+        for desktop in Path(folder).glob("*.desktop"):
+            install.set_krita_plugin_enabled(kritarc, desktop.stem, True)  # Krita rewrites it on exit
+    (home / "runtime").mkdir(mode=0o700, exist_ok=True)
+    temp = home / "tmp"  # Krita's swap and frame-cache files, which it leaves when stopped
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir()
+    (home / "e2e.log").unlink(missing_ok=True)
+
+
 def run_in_krita(script: Path, plugin_dirs: list[Path], env: dict[str, str], fixture: Path | None = None,
-                 timeout_s: float = 300) -> tuple[int, str]:
+                 timeout_s: float = 300, root: Path | None = None) -> tuple[int, str]:
     """Run `script` inside a real Krita under Xvfb; returns (exit code, log).
 
     Each of plugin_dirs is a pykrita-style folder (NAME/ + NAME.desktop, as install.py writes
-    them); their plug-ins are copied into Krita's pykrita folder ($KRITA_PYKRITA) and enabled.
-    `fixture` is a document Krita opens on start. Exit code: 0 passed, 1 failed, 124 timed out.
+    them); their plug-ins are copied into Krita's pykrita folder and enabled. `fixture` is a
+    document Krita opens on start. `root`: run the Krita of that chroot (Debian trixie's 5.2.9,
+    see ensure_trixie_krita) instead of the host's; the script's folder is copied in, and the
+    paths in env's DRAGEDIT_E2E_REPORT / DRAGEDIT_E2E_SHOTS are mapped in and copied back.
+    Exit code: 0 passed, 1 failed, 124 timed out.
     """
-    ensure_krita()
-    with _cache_lock("krita-home"):
-        shutil.rmtree(KRITA_PYKRITA, ignore_errors=True)
-        KRITA_PYKRITA.mkdir(parents=True)
-        kritarc = KRITA_HOME / ".config" / "kritarc"
-        for folder in [KRITA_RUNNER, *plugin_dirs]:
-            shutil.copytree(folder, KRITA_PYKRITA, dirs_exist_ok=True, symlinks=True,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-            for desktop in Path(folder).glob("*.desktop"):
-                install.set_krita_plugin_enabled(kritarc, desktop.stem, True)  # Krita rewrites it on exit
-        runtime = KRITA_HOME / "runtime"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        temp = KRITA_HOME / "tmp"  # Krita's swap and frame-cache files, which it leaves when stopped
-        shutil.rmtree(temp, ignore_errors=True)
-        temp.mkdir()
-        log_path = KRITA_HOME / "e2e.log"
-        log_path.unlink(missing_ok=True)
+    if root is None:
+        ensure_krita()
+    inside = Path("/var/tmp/dragedit-e2e-krita")  # the chroot's Krita home and exchange folder
+    home = KRITA_HOME if root is None else root / inside.relative_to("/") / "home"
+    with _cache_lock("krita-home" if root is None else "krita-root-home"):
+        _prepare_krita_home(home, plugin_dirs)
+        seen_home = home if root is None else inside / "home"
+        extra = {"HOME": str(seen_home), "XDG_RUNTIME_DIR": str(seen_home / "runtime"), "TMPDIR": str(seen_home / "tmp"),
+                 "DRAGEDIT_E2E_LOG": str(seen_home / "e2e.log"), "DRAGEDIT_E2E_TIMEOUT_S": str(timeout_s)}
+        copy_back: list[tuple[Path, Path]] = []
+        if root is None:
+            extra["DRAGEDIT_E2E_SCRIPT"] = str(Path(script).resolve())
+        else:
+            exchange = root / inside.relative_to("/") / "exchange"
+            shutil.rmtree(exchange, ignore_errors=True)
+            shutil.copytree(Path(script).resolve().parent, exchange / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+            extra["DRAGEDIT_E2E_SCRIPT"] = str(inside / "exchange" / "scripts" / Path(script).name)
+            (exchange / "shots").mkdir()
+            for key, name in (("DRAGEDIT_E2E_REPORT", "report.json"), ("DRAGEDIT_E2E_SHOTS", "shots")):
+                if key in env:
+                    copy_back.append((exchange / name, Path(env[key])))
+                    env = {**env, key: str(inside / "exchange" / name)}
         with xvfb() as display:
-            full_env = _editor_env({
-                "HOME": str(KRITA_HOME), "XDG_RUNTIME_DIR": str(runtime), "TMPDIR": str(temp), "DISPLAY": display,
-                "DRAGEDIT_E2E_SCRIPT": str(Path(script).resolve()), "DRAGEDIT_E2E_LOG": str(log_path),
-                "DRAGEDIT_E2E_TIMEOUT_S": str(timeout_s), **env,
-            })
-            cmd = ["krita", "--nosplash", *([str(Path(fixture).resolve())] if fixture else [])]
-            rc, output = _run_group(cmd, full_env, timeout_s + 30)
+            if root is None:
+                cmd = ["krita", "--nosplash", *([str(Path(fixture).resolve())] if fixture else [])]
+                rc, output = _run_group(cmd, _editor_env({**extra, "DISPLAY": display, **env}), timeout_s + 30)
+            else:  # a clean environment, as in run_in_gimp; the chroot reaches Xvfb through its abstract socket
+                _mount_proc(root)
+                scripts = inside / "exchange" / "scripts"
+                clean = ["chroot", str(root), "env", "-i", "LANG=C.UTF-8", "PATH=/usr/bin:/bin",
+                         *(f"{k}={v}" for k, v in {**extra, **env}.items())]
+                opened: list[str] = []
+                if (Path(script).resolve().parent / "scene.py").exists():  # the scene, saved as a file Krita opens
+                    scene = str(inside / "exchange" / "scene.kra")
+                    rc, output = _run_group([*clean, "QT_QPA_PLATFORM=offscreen", f"PYTHONPATH={scripts}",
+                                             "kritarunner", "-s", "scene", "-f", "make_fixture", scene],
+                                            os.environ.copy(), 120)
+                    if not (root / scene.lstrip("/")).exists():
+                        return rc, f"--- kritarunner could not make the scene (exit {rc}) ---\n{output}"
+                    opened = [scene]
+                    clean.append(f"DRAGEDIT_E2E_SCENE={scene}")
+                rc, output = _run_group([*clean, f"DISPLAY={display}", "krita", "--nosplash", *opened],
+                                        os.environ.copy(), timeout_s + 30)
+        for source, target in copy_back:
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            elif source.exists():
+                shutil.copyfile(source, target)
+        log_path = home / "e2e.log"
         runner_log = log_path.read_text(errors="replace") if log_path.exists() else "(the runner wrote no log)\n"
     return rc, f"{runner_log}--- krita output (exit {rc}) ---\n{output}"
+
+
+def _mount_proc(root: Path) -> None:
+    """Krita needs /proc; the chroot keeps it mounted between runs."""
+    if subprocess.call(["mountpoint", "-q", str(root / "proc")]) != 0:
+        subprocess.check_call(["mount", "-t", "proc", "proc", str(root / "proc")])
+
+
+def ensure_trixie_krita() -> Path:
+    """Debian trixie's Krita 5.2.9 (Python 3.13) and xdotool, added to the GIMP 3 chroot; returns its root."""
+    root = ensure_gimp()
+    if not (root / ".dragedit-krita-ready").exists():
+        with _cache_lock("gimp3-root"):
+            _setup("add_krita_to_root.sh", [str(root)], "Krita 5.2.9")
+    return root
 
 
 # --------------------------------------------------------------------------- GIMP 3
@@ -309,7 +368,7 @@ def gimp_gui(script: Path, plugin_dirs: list[Path], env: dict[str, str], display
 # --------------------------------------------------------------------------- the product
 
 
-def install_plugins(tmp: Path, editors: tuple[str, ...] = ("krita", "gimp")) -> dict:
+def install_plugins(tmp: Path, editors: tuple[str, ...] = ("krita", "gimp"), krita_python: str | None = None) -> dict:
     """Run install.py into temporary Krita / GIMP folders; returns where the plug-ins went.
 
     Keys: "krita_dir" (a pykrita-style folder for run_in_krita), "krita_plugin" (its
@@ -319,7 +378,10 @@ def install_plugins(tmp: Path, editors: tuple[str, ...] = ("krita", "gimp")) -> 
     cmd = [sys.executable, str(REPO / "install.py")]
     result: dict = {}
     if "krita" in editors:
-        ensure_krita()
+        if krita_python is None:
+            ensure_krita()
+        else:
+            cmd += ["--krita-python", krita_python]
         result["krita_dir"] = tmp / "krita" / "pykrita"
         result["krita_plugin"] = result["krita_dir"] / "dragedit_krita"
         cmd += ["--krita-dir", str(result["krita_dir"]), "--kritarc", str(tmp / "krita" / "kritarc")]
@@ -368,10 +430,12 @@ def daemon_answers(endpoint: str, timeout_s: float = 5) -> bool:
         sock.close()
 
 
-def start_daemon(model_dir: Path, home: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
+def start_daemon(model_dir: Path | str, home: Path, timeout_s: float = 120,
+                 extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """Start `.venv/bin/dragedit serve` with DRAGEDIT_HOME=home on a free loopback port; wait until it answers a ping.
 
-    Its output goes to home/daemon.out. The caller terminates the process.
+    ``model_dir``: its --model (a folder, or e.g. a hub id that cannot load here). Its output goes
+    to home/daemon.out. The caller terminates the process.
     """
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
@@ -381,7 +445,7 @@ def start_daemon(model_dir: Path, home: Path, timeout_s: float = 120) -> tuple[s
             # The tiny test model works at 64 px: the default 512 would make every drag minutes long on a CPU.
             [str(REPO / ".venv" / "bin" / "dragedit"), "serve", "--model", str(model_dir), "--endpoint", endpoint,
              "--work-size", "64"],
-            env={**os.environ, "DRAGEDIT_HOME": str(home)}, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "DRAGEDIT_HOME": str(home), **(extra_env or {})}, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:

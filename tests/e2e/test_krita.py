@@ -1,8 +1,11 @@
-"""The Krita plug-in inside the real Krita (Debian's 5.1.5 under Xvfb) against a real daemon.
+"""The Krita plug-in inside the real Krita under Xvfb against a real daemon: Debian 12's 5.1.5
+(Python 3.11) on the host, and Debian trixie's 5.2.9 (Python 3.13) in the GIMP chroot.
 
 The plug-in under test is the one install.py installs (with its vendored pyzmq); the daemon
 is `dragedit serve` with the tiny random model. The scripts in krita_scripts/ run inside
-Krita, trigger the plug-in's actions, check the document and write a JSON report.
+Krita and write a JSON report: click_docker_in_krita.py uses the docker the way an artist
+does (pointer and keys through the X server) and saves screenshots; the others drive the
+plug-in's actions and check the document in detail.
 Run: .venv/bin/python -m pytest -m editor tests/e2e/test_krita.py
 """
 from __future__ import annotations
@@ -21,8 +24,17 @@ SCRIPTS = Path(__file__).resolve().parent / "krita_scripts"
 
 @pytest.fixture(scope="module")
 def krita_plugin(krita, tmp_path_factory) -> dict:
-    """The Krita plug-in as install.py installs it (only Krita: no GIMP chroot needed here)."""
-    return editors.install_plugins(tmp_path_factory.mktemp("krita-install"), editors=("krita",))
+    """The Krita plug-in as install.py installs it for the host's Krita 5.1.5."""
+    return {**editors.install_plugins(tmp_path_factory.mktemp("krita-install"), editors=("krita",)), "root": None}
+
+
+@pytest.fixture(scope="module")
+def trixie_krita_plugin(trixie_krita, tmp_path_factory) -> dict:
+    """The plug-in as install.py installs it for the chroot's Krita 5.2.9 (pyzmq vendored for its Python)."""
+    python = editors.gimp_python_version(trixie_krita)
+    installed = editors.install_plugins(tmp_path_factory.mktemp("krita529-install"), editors=("krita",),
+                                        krita_python=python)
+    return {**installed, "root": trixie_krita}
 
 
 def run_script(name: str, plugin: dict, endpoint: str, tmp_path: Path, shots: Path | None = None) -> dict:
@@ -30,15 +42,21 @@ def run_script(name: str, plugin: dict, endpoint: str, tmp_path: Path, shots: Pa
     env = {"DRAGEDIT_ENDPOINT": endpoint, "DRAGEDIT_E2E_REPORT": str(report)}
     if shots is not None:
         env["DRAGEDIT_E2E_SHOTS"] = str(shots)
-    rc, log = editors.run_in_krita(SCRIPTS / name, [plugin["krita_dir"]], env, timeout_s=420)
+    rc, log = editors.run_in_krita(SCRIPTS / name, [plugin["krita_dir"]], env, timeout_s=420, root=plugin["root"])
     assert rc == 0, log
     return json.loads(report.read_text())
 
 
-def test_every_docker_control_works_when_clicked(krita_plugin, daemon, tmp_path):
+@pytest.fixture(params=["5.1.5", "5.2.9"])
+def any_krita_plugin(request) -> dict:
+    """Each Krita in turn: the host's 5.1.5, then trixie's 5.2.9."""
+    return request.getfixturevalue("krita_plugin" if request.param == "5.1.5" else "trixie_krita_plugin")
+
+
+def test_every_docker_control_works_when_clicked(any_krita_plugin, daemon, tmp_path):
     """Pointer clicks and key presses through the X server on every control of the docker."""
-    shots = editors.screenshot_folder("krita")
-    report = run_script("click_docker_in_krita.py", krita_plugin, daemon, tmp_path, shots)
+    shots = editors.screenshot_folder("krita-5.2.9" if any_krita_plugin["root"] else "krita-5.1.5")
+    report = run_script("click_docker_in_krita.py", any_krita_plugin, daemon, tmp_path, shots)
     print(f"screenshots of the clicked Krita docker: {shots}")
     assert report["clicked"][:3] == ["Advanced", "method GoodDrag", "method DragDiffusion"]
     assert {"parameter edit", "Reset to defaults", "Live preview", "Add point pair", "Remove", "Drag", "Cancel",
@@ -46,7 +64,9 @@ def test_every_docker_control_works_when_clicked(krita_plugin, daemon, tmp_path)
     assert report["layer"].startswith("DragDiffusion") and report["inside_changed"] > 0
     assert report["outside_changed"] == 0
     assert report["error_shown"].startswith("The 'Drag points' layer has no point pairs")
-    assert len(report["shots"]) >= 5 and all(Path(p).stat().st_size > 10_000 for p in report["shots"])
+    pictures = sorted(shots.glob("*.png"))
+    assert [p.name for p in pictures] == [Path(p).name for p in report["shots"]] and len(pictures) >= 5
+    assert all(p.stat().st_size > 10_000 for p in pictures)
 
 
 def test_drag_adds_a_layer_changed_only_inside_the_selection(krita_plugin, daemon, tmp_path):
@@ -61,3 +81,25 @@ def test_cancel_adds_no_layer_and_the_daemon_keeps_serving(krita_plugin, daemon,
     assert report["progress_at_cancel"][2] > 0
     assert report["error_shown"].startswith("The 'Drag points' layer has no point pairs.")
     assert editors.daemon_answers(daemon), "the daemon stopped answering after the cancel"
+
+
+@pytest.fixture(scope="module")
+def daemon_without_model(tmp_path_factory):
+    """A real daemon on Stable Diffusion 1.5 with the hub unreachable (offline), as on a fresh machine."""
+    proc, endpoint = editors.start_daemon("runwayml/stable-diffusion-v1-5", tmp_path_factory.mktemp("offline-home"),
+                                          extra_env={"HF_HUB_OFFLINE": "1"})
+    yield endpoint
+    proc.terminate()
+    proc.wait(30)
+
+
+def test_first_run_without_the_model_offers_the_demo_model(krita_plugin, daemon_without_model, tmp_path):
+    shots = editors.screenshot_folder("krita-first-run")
+    report = run_script("first_run_in_krita.py", krita_plugin, daemon_without_model, tmp_path, shots)
+    missing = report["missing_text"]
+    assert missing.startswith("The daemon's model runwayml/stable-diffusion-v1-5 is not on this machine"), missing
+    assert "demo model" in missing and "logs/daemon.log" in missing, missing  # what to do, and where the log is
+    assert "OSError" not in missing and len(missing) < 400, missing
+    assert report["refused_text"].startswith("The daemon's model is not on this machine")
+    assert report["layer"].startswith("DragDiffusion drag (seed")
+    assert report["ready_text"].startswith("Daemon ready: toy"), report["ready_text"]

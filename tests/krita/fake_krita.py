@@ -153,6 +153,23 @@ class Selection:
     def pixelData(self, x, y, w, h):
         return b"".join(bytes(self.data[(y + r) * self.w + x:(y + r) * self.w + x + w]) for r in range(h))
 
+    def _bounds(self):
+        xs = [i % self.w for i, v in enumerate(self.data) if v]
+        ys = [i // self.w for i, v in enumerate(self.data) if v]
+        return (min(xs), min(ys), max(xs) - min(xs) + 1, max(ys) - min(ys) + 1) if xs else (0, 0, 0, 0)
+
+    def x(self):
+        return self._bounds()[0]
+
+    def y(self):
+        return self._bounds()[1]
+
+    def width(self):
+        return self._bounds()[2]
+
+    def height(self):
+        return self._bounds()[3]
+
     def duplicate(self):
         return Selection(self.w, self.h, bytes(self.data))
 

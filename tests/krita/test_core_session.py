@@ -211,6 +211,40 @@ def test_engine_state_from_the_welcome_is_shown():
     assert session.daemon_text.startswith("The daemon could not load the model. No unet folder in /m.")
 
 
+OFFLINE_ERROR = {"code": "model_load_failed", "hint": "check --model; the daemon log is /home/a/dragedit.log",
+                 "message": "the model 'runwayml/stable-diffusion-v1-5' could not be loaded (OSError: We couldn't "
+                            "connect to 'https://huggingface.co' to load this file, couldn't find it in the cached "
+                            "files and it looks like runwayml/stable-diffusion-v1-5 is not the path to a directory...)"}
+
+
+def test_a_missing_model_is_two_sentences_naming_the_log_and_the_demo_model():
+    session, clients, _ = session_with("ready")
+    clients[0].welcome = dict(clients[0].welcome, state="error", error=OFFLINE_ERROR,
+                              model="runwayml/stable-diffusion-v1-5", log_file="/home/a/dragedit.log")
+    assert session.model_missing
+    text = session.daemon_text
+    assert text.startswith("The daemon's model runwayml/stable-diffusion-v1-5 is not on this machine")
+    assert "demo model" in text and "/home/a/dragedit.log" in text
+    assert "huggingface.co" not in text and text.count(". ") <= 2  # not the loader's paragraph
+    assert [m.name for m in session.methods] == ["dragdiffusion", "goodrag"]  # drags with another model still run
+
+
+class StoppableLauncher(RecordingLauncher):
+    stopped = 0
+
+    def stop(self):
+        self.stopped += 1
+
+
+@pytest.mark.parametrize("engine_state,error,stopped", [("error", OFFLINE_ERROR, 1), ("ready", None, 0)])
+def test_closing_stops_a_started_daemon_only_when_its_model_failed(engine_state, error, stopped):
+    launcher = StoppableLauncher()
+    session, clients, _ = session_with("ready", launcher=launcher)
+    clients[0].welcome = dict(clients[0].welcome, state=engine_state, error=error)
+    session.close()
+    assert launcher.stopped == stopped
+
+
 # ---------------------------------------------------------------- launcher with real processes
 
 
@@ -258,3 +292,17 @@ def test_launcher_reports_a_missing_executable(tmp_path):
 def test_only_local_endpoints_are_startable():
     assert is_local_endpoint("tcp://127.0.0.1:48611") and is_local_endpoint("tcp://localhost:1")
     assert not is_local_endpoint("tcp://192.168.1.5:48611")
+
+
+def test_launcher_stops_only_the_daemon_it_started(tmp_path):
+    exe = tmp_path / "dragedit"
+    exe.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    idle = DaemonLauncher(InstallInfo(str(exe), ENDPOINT), ENDPOINT, log_path=tmp_path / "idle.log")
+    idle.stop()  # started nothing (e.g. the artist's own daemon answered): nothing to stop
+    assert idle.process is None
+    launcher = DaemonLauncher(InstallInfo(str(exe), ENDPOINT), ENDPOINT, log_path=tmp_path / "serve.log")
+    launcher.start()
+    assert launcher.exited_with() is None
+    launcher.stop()
+    assert launcher.exited_with() is not None

@@ -153,3 +153,14 @@ def test_settings_round_trip_through_the_document():
     assert document.load_document_settings(doc) == ""
     document.save_document_settings(doc, '{"method": "goodrag"}')
     assert document.load_document_settings(doc) == '{"method": "goodrag"}'
+
+
+def test_the_docker_says_what_may_change():
+    doc, _ = make_doc()
+    document.add_pair(doc)
+    text = document.editable_area_text(doc)
+    assert text.startswith("No selection: the ") and "area around the points" in text
+    selection = Selection(40, 30)
+    selection.select(4, 5, 12, 10, 255)
+    doc.setSelection(selection)
+    assert document.editable_area_text(doc) == "Editable: the selection (12 x 10 px)."

@@ -489,9 +489,12 @@ class Daemon:
         """Who we are and what the engine offers (methods with their parameter schemas)."""
         engine = {"device": None, "memory": None, "model": self.options.settings.model, "methods": []}
         engine.update(self._description)
-        return {**engine, "type": "welcome", "daemon_version": __version__, "protocol": PROTOCOL_VERSION,
-                "instance": self.instance, "state": self._engine_state, "error": self._engine_error,
-                "limits": self.options.limits.as_dict(), "secure": self.secure}
+        welcome = {**engine, "type": "welcome", "daemon_version": __version__, "protocol": PROTOCOL_VERSION,
+                   "instance": self.instance, "state": self._engine_state, "error": self._engine_error,
+                   "limits": self.options.limits.as_dict(), "secure": self.secure}
+        if not self.secure:  # a local daemon: the plug-ins name its log in their error messages
+            welcome["log_file"] = str(self._paths.log_file)
+        return welcome
 
     def _status(self) -> dict[str, Any]:
         running = None

@@ -47,6 +47,7 @@ class Worker(threading.Thread):
         self._store = store
         self._log_hint = log_hint
         self._engine: Any = None
+        self._model_failed = False  # the daemon's own model did not load (the engine may still serve others)
         self._wake: zmq.Socket | None = None
 
     def run(self) -> None:
@@ -77,24 +78,35 @@ class Worker(threading.Thread):
             pass
 
     def _load_engine(self) -> EditError | None:
+        """Create the engine and load the daemon's model; the load's failure, or None.
+
+        When only the model fails (missing, still downloading, offline), the engine is kept and its
+        methods are published: a job that names another model (e.g. the demo model "toy") still
+        runs, and a job without one tries the daemon's model again.
+        """
         self._post(("engine", LOADING, None, None))
+        description = None
         try:
             engine = self._factory(self._settings)
+            description = plain(engine.describe())
             engine.ensure_model()  # load the model now, so the first job does not wait for it
             description = plain(engine.describe())
         except Exception as exc:
             failure = self._load_error(exc)
-            log.exception("the engine could not be created")
-            self._post(("engine", FAILED, None, {"code": failure.code, "message": failure.message, "hint": failure.hint}))
+            log.exception("the engine could not be created" if description is None else "the model could not be loaded")
+            if description is not None:
+                self._engine, self._model_failed = engine, True
+            self._post(("engine", FAILED, description,
+                        {"code": failure.code, "message": failure.message, "hint": failure.hint}))
             return failure
-        self._engine = engine
+        self._engine, self._model_failed = engine, False
         self._post(("engine", READY, description, None))
         self._post_status()
         return None
 
     def _load_error(self, exc: Exception) -> EditError:
         if isinstance(exc, EditError):
-            return exc
+            return EditError(exc.code, exc.message, f"{exc.hint}; {self._log_hint}" if exc.hint else self._log_hint)
         return EditError(
             "model_load_failed",
             f"the model '{self._settings.model}' could not be loaded ({type(exc).__name__}: {exc})",
@@ -110,14 +122,18 @@ class Worker(threading.Thread):
             log.error("could not keep the outcome of job %s on disk: %s", job.job_id, exc)
         self._store.clear_pending(job.job_id)
         self._post(("done", job, message))
+        if self._model_failed and message["type"] == "result":  # a model loaded after all: say what it is
+            self._model_failed = False
+            self._post(("engine", READY, plain(self._engine.describe()), None))
         self._post_status()
 
     def _outcome(self, job: Job) -> dict[str, Any]:
         if job.cancel.is_set():
             return messages.cancelled(job.job_id)
-        if self._engine is None:
+        names_model = bool(job.request.get("model"))
+        if self._engine is None or (self._model_failed and not names_model):  # try the daemon's model again
             failure = self._load_engine()
-            if failure is not None:
+            if failure is not None and (self._engine is None or not names_model):
                 return messages.error(failure.code, failure.message, failure.hint, job.job_id)
 
         def on_progress(progress) -> None:

@@ -11,7 +11,8 @@ from .common import optimise_latent, shared_params, start_latent_drag
 SPEC = MethodSpec(
     name="dragdiffusion",
     title="DragDiffusion",
-    description="The baseline: optimises the inverted latent at one timestep, then denoises with mutual self-attention.",
+    description="The classic drag: good for short moves of a part (a limb, a corner). "
+                "About 1-2 min on a recent GPU, most of it learning the image first; a repeat on the same image is quicker.",
     params=(
         Param("drag_steps", "int", 80, "Maximum motion-supervision steps.", 1, 1000, advanced=False),
         Param("lr", "float", 0.01, "Adam learning rate on the latent.", 1e-5, 1.0),

@@ -55,8 +55,8 @@ STALL_LIMIT = 5  # ILFA-only iterations without movement before DOO resumes
 SPEC = MethodSpec(
     name="draglora",
     title="DragLoRA",
-    description="Trains a second LoRA online to drag (the latent follows by input feature adaptation); "
-                "skips the optimisation while tracking is confident.",
+    description="Learns the drag itself and skips work once the points follow: often the furthest moves "
+                "for the time. Select the part to move: it reworks everything it may change.",
     params=(
         Param("drag_steps", "int", 80, "Optimisation (DOO) steps of the drag LoRA (K); adaptation-only steps are extra.",
               1, 1000, advanced=False),

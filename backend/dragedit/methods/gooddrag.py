@@ -25,7 +25,8 @@ from .common import all_reached, shared_params
 SPEC = MethodSpec(
     name="gooddrag",
     title="GoodDrag",
-    description="Alternates dragging and denoising over several timesteps; keeps the original content's features as reference.",
+    description="Steadier on long drags and keeps details and texture sharper: drags a little, cleans up, "
+                "and repeats. Takes about as long as DragDiffusion.",
     params=(
         Param("operations", "int", 70, "Drag operations in total (K).", 1, 1000, advanced=False),
         Param("operations_per_step", "int", 10, "Drag operations per timestep before one denoising step (B).", 1, 100),

@@ -24,7 +24,8 @@ from .common import optimise_latent, start_latent_drag
 SPEC = MethodSpec(
     name="stabledrag",
     title="StableDrag",
-    description="DragDiffusion with a learned point tracker and confidence-based supervision: steadier points on long drags.",
+    description="DragDiffusion with a sharper eye for where each point is: fewer points lost on long or "
+                "crowded drags. A little slower than DragDiffusion (it trains a small tracker per point).",
     # DragDiffusion's parameters and defaults (LoRA 80 steps, strength 0.7, lr 0.01, r1 1, r2 3, mask 0.1, 80 steps)
     params=dragdiffusion.SPEC.params + (
         Param("tracker_iterations", "int", 1000, "Training iterations of each point's tracking filter.", 0, 10000),

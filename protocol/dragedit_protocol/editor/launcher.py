@@ -86,6 +86,17 @@ class DaemonLauncher:
         except OSError as exc:
             raise UserError(f"The DragEdit daemon could not be started: {exc}", NOT_INSTALLED_HINT)
 
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the daemon this launcher started (SIGTERM, then SIGKILL); nothing if it started none."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout_s)
+
     def exited_with(self) -> int | None:
         """The exit status if the started daemon already stopped, else None."""
         return None if self.process is None else self.process.poll()

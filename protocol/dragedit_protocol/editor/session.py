@@ -116,6 +116,12 @@ class DragSession:
         if state == "ready":
             model, device = self.welcome_field("model"), self.welcome_field("device")
             engine_state, error = self.welcome_field("state"), self.welcome_field("error")
+            if self.model_missing:
+                log = self.welcome_field("log_file")
+                return join_message(
+                    f"The daemon's model {model} is not on this machine (offline, or not downloaded yet)",
+                    "choose another Model: the demo model works at once on any CPU"
+                    + (f". Details in the daemon's log, {log}" if log else ""))
             if engine_state == "error" and isinstance(error, dict):
                 return error_text(str(error.get("code", "model_error")), str(error.get("message", "")),
                                   str(error.get("hint", "")))
@@ -130,6 +136,13 @@ class DragSession:
             return self.client.error_text or join_message(
                 "The daemon and the plug-in are from different releases", "run python3 install.py again")
         return self._start_error or self._unreachable_text()
+
+    @property
+    def model_missing(self) -> bool:
+        """The daemon answers, but its own model could not be loaded (a job naming another model still runs)."""
+        error = self.welcome_field("error")
+        return (self.daemon_state == "ready" and self.welcome_field("state") == "error" and isinstance(error, dict)
+                and str(error.get("code", "")).startswith("model_load"))
 
     def reconnect(self, endpoint: str | None = None, start_now: bool = False) -> None:
         """Drop the connection and connect again (to a new endpoint if given); forgets start failures.
@@ -281,6 +294,11 @@ class DragSession:
         return changed or before != (self.daemon_state, self.daemon_text)
 
     def close(self) -> None:
+        """Leave the daemon; one this session started and whose model failed to load is stopped too
+        (it would otherwise stay up, useless, after the editor closed). A daemon started otherwise stays."""
         if self.busy and self.job is not None and self.job.status != "waiting":
             self.client.cancel(self.job.job_id)
+        failed = self.model_missing or (self.daemon_state == "ready" and self.welcome_field("state") == "error")
         self.client.close()
+        if failed and self._launcher is not None:
+            self._launcher.stop()

@@ -70,11 +70,15 @@ def type_into(widget, text: str) -> None:
 
 
 def screenshot(name: str) -> str:
-    """Save the whole screen as NN-name.png in $DRAGEDIT_E2E_SHOTS; returns the path ('' when unset)."""
+    """Save the whole X screen as NN-name.png in $DRAGEDIT_E2E_SHOTS; returns the path ('' when unset).
+
+    Qt reads the X server's root window, so the picture is what the screen shows (other windows,
+    menus and all), with no screenshot tool needed where Krita runs.
+    """
     if not SHOTS:
         return ""
     settle(0.2)
     _shot_number[0] += 1
     path = os.path.join(SHOTS, "%02d-%s.png" % (_shot_number[0], name))
-    subprocess.run(["import", "-window", "root", path], check=True, timeout=30)
+    assert QApplication.primaryScreen().grabWindow(0).save(path, "PNG"), f"could not save {path}"
     return path
