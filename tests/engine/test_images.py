@@ -136,3 +136,16 @@ def test_sharp_result_mixes_in_between_unchanged_and_changed():
     out = sharp_result(source, halfway, reference)
     stripes = out[::2, :, 0].mean() - out[1::2, :, 0].mean()
     assert 5 < stripes < 35  # part of the source's 40-level stripes kept, not all, not none
+
+
+def test_one_rounding_flip_in_the_edit_moves_the_sharp_result_by_little():
+    # a model whose rendering is far from the input (a random one) makes the kept detail large: a one-level
+    # flip in its output must not swing the result by many levels where it mixes kept and changed
+    rng = np.random.default_rng(2)
+    source = rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    reference = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    edited = np.clip(reference.astype(int) + (CHANGED + UNCHANGED) // 2, 0, 255).astype(np.uint8)  # mid-mix
+    flipped = edited.copy()
+    flipped[10, 10, 0] += 1
+    swing = np.abs(sharp_result(source, flipped, reference) - sharp_result(source, edited, reference)).max()
+    assert swing <= 2.5

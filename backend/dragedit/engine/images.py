@@ -22,6 +22,9 @@ MAX_ASPECT = 2.0  # the long side of the working image is at most this many shor
 # reconstruction of the input and still count as unchanged (the input's fine detail kept in full);
 # from CHANGED on, the model's content replaces it (scaled up); a linear mix in between.
 UNCHANGED, CHANGED = 6.0, 24.0
+# The difference is averaged over this many working pixels around each one first: a change is an area,
+# not a speck, and one rounding flip in the model's output cannot swing the result by many levels.
+CHANGE_RADIUS = 2
 
 
 @dataclass(frozen=True)
@@ -165,19 +168,27 @@ def _scaled(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
 
 
+def _box_mean(values: np.ndarray, radius: int) -> np.ndarray:
+    """The mean of a 2-D array over the (2 radius + 1)^2 square around each element (edges repeated)."""
+    k = 2 * radius + 1
+    sums = np.pad(np.pad(values, radius, mode="edge"), ((1, 0), (1, 0))).cumsum(axis=0).cumsum(axis=1)
+    return (sums[k:, k:] - sums[:-k, k:] - sums[k:, :-k] + sums[:-k, :-k]) / (k * k)
+
+
 def sharp_result(source: np.ndarray, edited_work: np.ndarray, reference_work: np.ndarray) -> np.ndarray:
     """The edited region at full resolution, as sharp as the source wherever the edit changed nothing.
 
     source: the region's full-size RGB; edited_work: the model's edited image at the working size;
     reference_work: the model's reconstruction of the unedited input at that size (its VAE round
-    trip), so the model's own loss of detail cancels out. Where the two working images agree, the
-    result is the source plus their scaled-up difference (the source's fine detail kept in full);
-    where they differ by CHANGED or more, it is the scaled-up edited image (no ghost of the old
+    trip), so the model's own loss of detail cancels out. Where the two working images agree (their
+    difference averaged over CHANGE_RADIUS working pixels), the result is the source plus their
+    scaled-up difference (the source's fine detail kept in full); where they differ by CHANGED or more, it is the scaled-up edited image (no ghost of the old
     content's detail); a linear mix in between. Returns H x W x 3 float32 (not clipped).
     """
     height, width = source.shape[:2]
     edited, reference = _scaled(edited_work, width, height), _scaled(reference_work, width, height)
-    change = np.abs(edited_work.astype(np.float32) - reference_work.astype(np.float32)).max(axis=-1)
+    difference = np.abs(edited_work.astype(np.float32) - reference_work.astype(np.float32)).max(axis=-1)
+    change = _box_mean(difference, CHANGE_RADIUS)
     keep_work = np.clip((CHANGED - change) / (CHANGED - UNCHANGED), 0.0, 1.0)
     keep_image = Image.fromarray(keep_work.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR)
     keep = np.asarray(keep_image, dtype=np.float32)[..., None]
