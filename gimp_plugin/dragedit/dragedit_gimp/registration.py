@@ -3,8 +3,8 @@ and arguments.
 
 Imports only gi, so the stand-in for a broken install (fallback.py) declares the same procedure.
 Arguments: method, params (a JSON object of parameter values), path-name, seed (-1 = random),
-prompt, soft-edge (px). GIMP remembers them after a successful interactive run; the aux argument ``settings``
-also keeps every method's values (a ``ParamStore`` as JSON) for the dialog.
+prompt, soft-edge (px). GIMP remembers them after a successful interactive run; the aux argument
+``settings`` also keeps every method's values (a ``ParamStore`` as JSON) for the dialog.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ SOFT_EDGE_PX = 8  # the default "Soft edge", the same as Krita's (dragedit_proto
 MAX_SOFT_EDGE_PX = 200
 BLURB = "Drag image content from handle points to target points"
 HELP = ("Each stroke of the path 'Drag points' (or of the selected path) goes from a handle (its first "
-        "point) to a target (its last point). The selection limits what may change (none: the whole "
-        "layer); the edit fades into the untouched image over its soft edge. The DragEdit daemon edits the layer with a diffusion model; the result is added as a "
-        "new layer above it.")
+        "point) to a target (its last point). The selection limits what may change (none: the area around "
+        "the points), and the edit fades into the untouched image over its soft edge. The DragEdit daemon "
+        "edits the layer with a diffusion model; the result is added as a new layer above it.")
 
 
 def plugin_class(run: Callable, blurb: str = BLURB, help_text: str = HELP) -> type:
