@@ -4,6 +4,8 @@
   krita_runner/ executes the script in Krita's GUI thread and exits Krita with its status.
 - GIMP 3 runs as gimp-console in a Debian trixie chroot (cached under CACHE); the script runs
   through python-fu-eval, which is itself a plug-in process with the full libgimp API.
+  gimp_gui() runs the full GIMP (gimp-3.0, with its windows) the same way on an Xvfb display, with
+  GTK's accessibility tree readable, for tests that click its dialogs through the X server.
 - install_plugins() runs the project's install.py, so the plug-ins under test are the installed
   ones, with their vendored pyzmq (Debian's python3-zmq is installed in neither place).
 Setup needs root (apt-get, debootstrap, chroot). Cache folder: $DRAGEDIT_E2E_CACHE or
