@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from . import __version__
 
-BENCHMARKS = ("speed", "quality", "load", "fuzz")
+BENCHMARKS = ("speed", "quality", "load", "fuzz", "paste")
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON = 1, 2, 3
 
 

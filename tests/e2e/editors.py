@@ -4,6 +4,8 @@
   krita_runner/ executes the script in Krita's GUI thread and exits Krita with its status.
 - GIMP 3 runs as gimp-console in a Debian trixie chroot (cached under CACHE); the script runs
   through python-fu-eval, which is itself a plug-in process with the full libgimp API.
+  gimp_gui() runs the full GIMP (gimp-3.0, with its windows) the same way on an Xvfb display, with
+  GTK's accessibility tree readable, for tests that click its dialogs through the X server.
 - install_plugins() runs the project's install.py, so the plug-ins under test are the installed
   ones, with their vendored pyzmq (Debian's python3-zmq is installed in neither place).
 Setup needs root (apt-get, debootstrap, chroot). Cache folder: $DRAGEDIT_E2E_CACHE or
@@ -12,6 +14,7 @@ Setup needs root (apt-get, debootstrap, chroot). Cache folder: $DRAGEDIT_E2E_CAC
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import select
@@ -38,6 +41,8 @@ KRITA_HOME = CACHE / "krita-home"  # reused between runs: Krita starts ~10 s fas
 KRITA_PYKRITA = KRITA_HOME / ".local" / "share" / "krita" / "pykrita"
 GIMP_HOME = "/var/tmp/dragedit-e2e-home"  # as seen inside the chroot
 GIMP_PLUGINS = f"{GIMP_HOME}/.config/GIMP/3.0/plug-ins"  # as seen inside the chroot
+GIMP_ATSPI = "/usr/lib/x86_64-linux-gnu/girepository-1.0/Atspi-2.0.typelib"  # the accessibility tree's API
+GIMP_WORK = "/tmp/dragedit-e2e"  # scripts and their output, as seen inside the chroot
 # Variables that would let the editors' Python see this test run's virtualenv or display.
 HOST_ONLY_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM",
                  "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR")
@@ -89,12 +94,12 @@ def _editor_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def xvfb() -> Iterator[str]:
+def xvfb(size: str = "1280x1024") -> Iterator[str]:
     """A private X server on a display it picks itself (-displayfd: no race), always killed afterwards."""
     read_end, write_end = os.pipe()
     # -noreset: without it Xvfb resets when its last client disconnects, and a Krita starting right then
     # aborts with "could not connect to display" (7 of 12 starts failed without it, 0 of 12 with it).
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten", "tcp",
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{size}x24", "-nolisten", "tcp",
                                "-noreset"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))
     os.close(write_end)
@@ -236,8 +241,9 @@ def ensure_trixie_krita() -> Path:
 
 
 def ensure_gimp() -> Path:
-    """Build (once) the Debian trixie chroot with GIMP 3 and Python support; returns its root."""
-    if not (GIMP_ROOT / ".dragedit-ready").exists():
+    """Build (once) the Debian trixie chroot with GIMP 3, Python support and GTK's accessibility
+    bridge (for the clicked tests); returns its root."""
+    if not ((GIMP_ROOT / ".dragedit-ready").exists() and (GIMP_ROOT / GIMP_ATSPI.lstrip("/")).exists()):
         with _cache_lock("gimp3-root"):
             _setup("build_gimp_root.sh", [str(GIMP_ROOT)], "GIMP 3")
     return GIMP_ROOT
@@ -251,6 +257,29 @@ def chroot_python_version(root: Path) -> str:
     return found.group(1)
 
 
+def _prepare_gimp(root: Path, script: Path, plugin_dirs: list[Path]) -> str:
+    """Copy the plug-in folders into the chroot's plug-ins folder and the script to GIMP_WORK;
+    returns the python-fu-eval batch command that runs the script. Call with the gimp-home lock held."""
+    plugins = root / GIMP_PLUGINS.lstrip("/")
+    shutil.rmtree(plugins, ignore_errors=True)
+    plugins.mkdir(parents=True)
+    for folder in map(Path, plugin_dirs):
+        shutil.copytree(folder, plugins / folder.name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+        (plugins / folder.name / f"{folder.name}.py").chmod(0o755)
+    inside = f"{GIMP_WORK}/{Path(script).name}"
+    (root / inside.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(script, root / inside.lstrip("/"))
+    return f"exec(compile(open({inside!r}).read(), {inside!r}, 'exec'))"
+
+
+def _chroot_env(root: Path, env: dict[str, str]) -> list[str]:
+    """The command prefix running a program in the chroot with only HOME, LANG, PATH and ``env`` set
+    (plus the client keys of the test daemon at env's DRAGEDIT_ENDPOINT, see daemon_keys)."""
+    env = {**daemon_keys(env.get("DRAGEDIT_ENDPOINT", ""), root), **env}
+    return ["chroot", str(root), "env", "-i", f"HOME={GIMP_HOME}", "LANG=C.UTF-8", "PATH=/usr/bin:/bin",
+            *(f"{k}={v}" for k, v in env.items())]
+
+
 def run_in_gimp(script: Path, plugin_dirs: list[Path], env: dict[str, str], timeout_s: float = 300) -> tuple[int, str]:
     """Run `script` with gimp-console's python-fu-eval in the GIMP 3 chroot; returns (exit code, log).
 
@@ -260,23 +289,94 @@ def run_in_gimp(script: Path, plugin_dirs: list[Path], env: dict[str, str], time
     """
     root = ensure_gimp()
     with _cache_lock("gimp-home"):
-        plugins = root / GIMP_PLUGINS.lstrip("/")
-        shutil.rmtree(plugins, ignore_errors=True)
-        plugins.mkdir(parents=True)
-        for folder in map(Path, plugin_dirs):
-            shutil.copytree(folder, plugins / folder.name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
-            (plugins / folder.name / f"{folder.name}.py").chmod(0o755)
-        inside = f"/tmp/dragedit-e2e/{Path(script).name}"
-        (root / inside.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(script, root / inside.lstrip("/"))
-        env = {**daemon_keys(env.get("DRAGEDIT_ENDPOINT", ""), root), **env}
-        batch = f"exec(compile(open({inside!r}).read(), {inside!r}, 'exec'))"
-        cmd = ["chroot", str(root), "env", "-i", f"HOME={GIMP_HOME}", "LANG=C.UTF-8", "PATH=/usr/bin:/bin",
-               *(f"{k}={v}" for k, v in env.items()),
-               "gimp-console-3.0", "-i", "--quit", "--batch-interpreter=python-fu-eval", "-b", batch]
+        batch = _prepare_gimp(root, script, plugin_dirs)
+        cmd = [*_chroot_env(root, env), "gimp-console-3.0", "-i", "--quit", "--batch-interpreter=python-fu-eval",
+               "-b", batch]
         rc, output = _run_group(cmd, os.environ.copy(), timeout_s)
     lines = [line for line in output.splitlines() if not GIMP_NOISE.search(line)]
     return rc, "\n".join(lines + [f"--- gimp-console exit {rc} ---"])
+
+
+class GimpWindows:
+    """The real GIMP 3 running with its windows on an X display (see ``gimp_gui``)."""
+
+    PROBE = HERE / "gimp_scripts" / "atspi_probe.py"
+
+    def __init__(self, root: Path, display: str, bus: str, process: subprocess.Popen, log: Path):
+        self.root, self.display, self.bus, self.process, self.log = root, display, bus, process, log
+        self._probe: subprocess.Popen | None = None
+        shutil.copyfile(self.PROBE, root / GIMP_WORK.lstrip("/") / self.PROBE.name)
+
+    def widgets(self, title: str) -> list[dict]:
+        """The widgets on screen in the window titled ``title``, from GTK's accessibility tree (see
+        gimp_scripts/atspi_probe.py for the fields); [] when no such window is shown."""
+        if self._probe is None:
+            cmd = [*_chroot_env(self.root, {"DBUS_SESSION_BUS_ADDRESS": self.bus}), "python3",
+                   f"{GIMP_WORK}/{self.PROBE.name}"]
+            self._probe = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                           text=True, start_new_session=True)
+        self._probe.stdin.write(title + "\n")
+        self._probe.stdin.flush()
+        answer = self._probe.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the accessibility probe stopped (exit {self._probe.wait()}):\n"
+                               f"{self._probe.stderr.read()[-3000:]}")
+        return json.loads(answer)
+
+    def close(self) -> None:
+        """Stop the accessibility probe (GIMP itself is stopped by ``gimp_gui``)."""
+        if self._probe is not None:
+            self._probe.stdin.close()
+            try:
+                self._probe.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._probe.pid, signal.SIGKILL)
+                self._probe.wait()
+            self._probe = None
+
+    def output(self) -> str:
+        """What GIMP and its plug-ins printed so far, without GIMP's usual noise."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(line for line in text.splitlines() if not GIMP_NOISE.search(line))
+
+
+@contextmanager
+def gimp_gui(script: Path, plugin_dirs: list[Path], env: dict[str, str], display: str,
+             log: Path) -> Iterator[GimpWindows]:
+    """Start the real GIMP 3 with its windows (gimp-3.0) on ``display``, running ``script`` with
+    python-fu-eval, and GTK's accessibility bus on a private session bus, so a test reads the
+    widgets (GimpWindows.widgets) and clicks them through the X server. GIMP quits when the script
+    returns; anything still running at the end is killed. Output goes to ``log``.
+    """
+    root = ensure_gimp()
+    with _cache_lock("gimp-home"):
+        batch = _prepare_gimp(root, script, plugin_dirs)
+        gimprc = root / GIMP_HOME.lstrip("/") / ".config" / "GIMP" / "3.0" / "gimprc"
+        gimprc.parent.mkdir(parents=True, exist_ok=True)
+        gimprc.write_text("(show-welcome-dialog no)\n")  # it would cover part of GIMP's window in the screenshots
+        socket_path = f"{GIMP_WORK}/session-bus"
+        (root / socket_path.lstrip("/")).unlink(missing_ok=True)
+        bus = f"unix:path={socket_path}"
+        dbus = subprocess.Popen([*_chroot_env(root, {}), "dbus-daemon", "--session", "--nofork", f"--address={bus}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        gimp = None
+        try:
+            with open(log, "wb") as out:
+                gimp = subprocess.Popen(
+                    [*_chroot_env(root, {"DISPLAY": display, "DBUS_SESSION_BUS_ADDRESS": bus, **env}), "gimp-3.0",
+                     "--no-splash", "--batch-interpreter=python-fu-eval", "-b", batch, "--quit"],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            windows = GimpWindows(root, display, bus, gimp, log)
+            try:
+                yield windows
+            finally:
+                windows.close()
+        finally:
+            for proc in (gimp, dbus):
+                if proc is not None and proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
 
 
 # --------------------------------------------------------------------------- the product

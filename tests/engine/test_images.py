@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from dragedit.engine.api import EditError
-from dragedit.engine.images import Region, blend_weights, check_inputs, crop_to_work, paste, plan_region
+from dragedit.engine.images import (
+    CHANGED, UNCHANGED, Region, blend_weights, check_inputs, crop_to_work, paste, plan_region, sharp_result,
+)
 
 
 def _image(h, w, seed=0):
@@ -64,7 +67,7 @@ def test_paste_keeps_outside_bit_identical_and_alpha():
     region = Region(20, 10, 140, 110, 96, 80)
     edited = np.full((80, 96, 3), 7, np.uint8)
     feather = 5
-    out = paste(img, mask, region, edited, feather)
+    out = paste(img, mask, region, edited, crop_to_work(img, region), feather)
     weights = blend_weights(mask, feather)
     assert out.shape == img.shape
     assert np.array_equal(out[weights == 0], img[weights == 0])
@@ -103,3 +106,46 @@ def test_moving_points_inside_the_region_keeps_the_crop():
     assert first == moved  # same crop: the caches keyed by its pixels serve the second drag
     far = plan_region(mask, np.array([[180.0, 150.0], [480.0, 390.0]]), 64, 16, 4)
     assert far.x1 > 480 and far.y1 > 390  # a point outside still gets context around it
+
+
+def test_sharp_result_keeps_the_full_resolution_detail_where_the_edit_changed_nothing():
+    rng = np.random.default_rng(1)
+    source = rng.integers(0, 256, (400, 600, 3), dtype=np.uint8)  # detail finer than the working size can hold
+    region = Region(0, 0, 600, 400, 150, 100)  # worked at a quarter of the size
+    # the model's rendering of the input is off by a colour shift (its VAE), and the edit paints a patch
+    reference = np.clip(crop_to_work(np.dstack([source, source[..., :1]]), region).astype(int) + 20, 0, 255)
+    reference = reference.astype(np.uint8)
+    edited = reference.copy()
+    edited[40:60, 60:90] = (250, 10, 10)
+    out = np.clip(np.rint(sharp_result(source, edited, reference)), 0, 255)
+    far = np.ones((400, 600), bool)
+    far[140:260, 220:380] = False  # the patch (160:240, 240:360 at full size) and the scaling kernel's reach
+    assert np.abs(out[far] - source[far]).max() <= 1  # unchanged: the source itself, not a blurred copy
+    inside = out[170:230, 250:350]
+    assert np.abs(inside - (250, 10, 10)).max() <= 2  # changed: the edit, no ghost of the old detail
+    # the plain scaled-up edit (the old paste) loses the detail everywhere
+    plain = np.asarray(Image.fromarray(edited).resize((600, 400), Image.Resampling.LANCZOS), dtype=np.float64)
+    assert np.abs(plain[far] - source[far]).mean() > 40
+
+
+def test_sharp_result_mixes_in_between_unchanged_and_changed():
+    source = np.full((40, 40, 3), 100, np.uint8)
+    source[::2] = 140  # stripes: detail the working size cannot hold
+    reference = np.full((10, 10, 3), 120, np.uint8)
+    halfway = reference + np.uint8((CHANGED + UNCHANGED) / 2)  # halfway from unchanged to changed
+    out = sharp_result(source, halfway, reference)
+    stripes = out[::2, :, 0].mean() - out[1::2, :, 0].mean()
+    assert 5 < stripes < 35  # part of the source's 40-level stripes kept, not all, not none
+
+
+def test_one_rounding_flip_in_the_edit_moves_the_sharp_result_by_little():
+    # a model whose rendering is far from the input (a random one) makes the kept detail large: a one-level
+    # flip in its output must not swing the result by many levels where it mixes kept and changed
+    rng = np.random.default_rng(2)
+    source = rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    reference = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    edited = np.clip(reference.astype(int) + (CHANGED + UNCHANGED) // 2, 0, 255).astype(np.uint8)  # mid-mix
+    flipped = edited.copy()
+    flipped[10, 10, 0] += 1
+    swing = np.abs(sharp_result(source, flipped, reference) - sharp_result(source, edited, reference)).max()
+    assert swing <= 2.5

@@ -77,7 +77,13 @@ def _source_remove(source_id: int) -> bool:
     return LOOP.sources.pop(source_id, None) is not None
 
 
-GLib = types.SimpleNamespace(MainLoop=_MainLoop, Error=_GError, timeout_add=_timeout_add,
+class _Bytes(bytes):
+    @staticmethod
+    def new(data: bytes) -> bytes:
+        return bytes(data)
+
+
+GLib = types.SimpleNamespace(MainLoop=_MainLoop, Error=_GError, Bytes=_Bytes, timeout_add=_timeout_add,
                              source_remove=_source_remove, SOURCE_CONTINUE=True, SOURCE_REMOVE=False)
 GObject = types.SimpleNamespace(ParamFlags=types.SimpleNamespace(READWRITE=3))
 
@@ -131,7 +137,8 @@ class Buffer:
         self.flushed += 1
 
 
-Gegl = types.SimpleNamespace(Rectangle=_Rectangle, AbyssPolicy=types.SimpleNamespace(NONE=0), Buffer=Buffer)
+Gegl = types.SimpleNamespace(Rectangle=_Rectangle, AbyssPolicy=types.SimpleNamespace(NONE=0), Buffer=Buffer,
+                             Color=types.SimpleNamespace(new=lambda name: name))
 
 # --------------------------------------------------------------------------- Gimp
 
@@ -239,19 +246,51 @@ class Layer(Drawable):
 
 
 class Channel(Drawable):
-    pass
+    """A one-byte-per-pixel mask (a saved selection)."""
+
+    def __init__(self, image: Image | None, name: str, width: int, height: int):
+        super().__init__(name)
+        self.width, self.height = width, height
+        self.mask = bytearray(width * height)
+
+    @staticmethod
+    def new(image: Image, name: str, width: int, height: int, opacity: float, color: Any) -> Channel:
+        return Channel(image, name, width, height)
+
+    def get_buffer(self) -> Buffer:
+        return Buffer(self.width, self.height, "Y u8", self.mask)
 
 
 class Selection(Channel):
     """The image's selection mask, one byte per canvas pixel."""
 
-    def __init__(self, width: int, height: int):
-        super().__init__("Selection Mask")
-        self.width, self.height = width, height
-        self.mask = bytearray(width * height)
+    FEATHERED: list[float] = []  # the radius of each feather and shrink, for the tests
+    SHRUNK: list[int] = []
 
-    def get_buffer(self) -> Buffer:
-        return Buffer(self.width, self.height, "Y u8", self.mask)
+    def __init__(self, width: int, height: int):
+        super().__init__(None, "Selection Mask", width, height)
+
+    @staticmethod
+    def shrink(image: Image, steps: int) -> None:
+        """Deselect every pixel within ``steps`` of an unselected one (or of the canvas edge)."""
+        Selection.SHRUNK.append(steps)
+        m, r = image.selection, steps
+        w, h = m.width, m.height
+        across = [min(m.mask[y * w + x2] if 0 <= x2 < w else 0 for x2 in range(x - r, x + r + 1))
+                  for y in range(h) for x in range(w)]
+        m.mask[:] = bytes(min(across[y2 * w + x] if 0 <= y2 < h else 0 for y2 in range(y - r, y + r + 1))
+                          for y in range(h) for x in range(w))
+
+    @staticmethod
+    def feather(image: Image, radius: float) -> None:
+        """A box blur of the given radius across and then down (GIMP's is a Gaussian)."""
+        Selection.FEATHERED.append(radius)
+        m, r = image.selection, int(radius)
+        w, h = m.width, m.height
+        across = [sum(m.mask[y * w + min(w - 1, max(0, x + d))] for d in range(-r, r + 1)) // (2 * r + 1)
+                  for y in range(h) for x in range(w)]
+        m.mask[:] = bytes(sum(across[min(h - 1, max(0, y + d)) * w + x] for d in range(-r, r + 1)) // (2 * r + 1)
+                          for y in range(h) for x in range(w))
 
     @staticmethod
     def is_empty(image: Image) -> bool:
@@ -301,6 +340,9 @@ class Path(Item):
 class Image:
     """Layers (top first), paths, a selection, an undo-group log."""
 
+    CREATED: list[Image] = []  # every image made, and those deleted, for the tests
+    DELETED: list[Image] = []
+
     def __init__(self, width: int, height: int, base_type: int = ImageBaseType.RGB):
         self.width, self.height, self.base_type = width, height, base_type
         self.layers: list[Layer] = []
@@ -308,8 +350,10 @@ class Image:
         self.selected_paths: list[Path] = []
         self.selected_drawables: list[Drawable] = []
         self.selection = Selection(width, height)
+        self.channels: list[Channel] = []
         self.undo_log: list[str] = []
         self.valid = True
+        Image.CREATED.append(self)
 
     @staticmethod
     def new(width: int, height: int, base_type: int) -> Image:
@@ -360,6 +404,20 @@ class Image:
         for row in range(max(0, y), min(self.height, y + height)):
             for col in range(max(0, x), min(self.width, x + width)):
                 self.selection.mask[row * self.width + col] = 255
+
+    def insert_channel(self, channel: Channel, parent: Item | None, position: int) -> None:
+        self.channels.insert(position, channel)
+
+    def select_item(self, op: int, item: Channel) -> None:
+        assert op == ChannelOps.REPLACE, "the fake replaces the selection only"
+        self.selection.mask[:] = item.mask
+
+    def undo_disable(self) -> None:
+        self.undo_log.append("disabled")
+
+    def delete(self) -> None:
+        self.valid = False
+        Image.DELETED.append(self)
 
     def undo_group_start(self) -> None:
         self.undo_log.append("start")
@@ -616,6 +674,43 @@ class ProgressBar(Widget):
         self.text = text
 
 
+class Pixbuf:
+    """GdkPixbuf.Pixbuf: size and RGB bytes; scaling keeps the source bytes and records the size."""
+
+    def __init__(self, data: bytes, width: int, height: int, rowstride: int):
+        assert len(data) == rowstride * height, "pixbuf data does not match its size"
+        self.data, self.width, self.height = data, width, height
+
+    @staticmethod
+    def new_from_bytes(data: bytes, colorspace: int, has_alpha: bool, bits: int, width: int, height: int,
+                       rowstride: int) -> Pixbuf:
+        assert not has_alpha and bits == 8
+        return Pixbuf(data, width, height, rowstride)
+
+    def scale_simple(self, width: int, height: int, interp: int) -> Pixbuf:
+        scaled = Pixbuf(self.data, self.width, self.height, len(self.data) // self.height)
+        scaled.width, scaled.height = width, height
+        return scaled
+
+
+GdkPixbuf = types.SimpleNamespace(Pixbuf=Pixbuf, Colorspace=types.SimpleNamespace(RGB=0),
+                                  InterpType=types.SimpleNamespace(BILINEAR=2))
+
+
+class Image_(Widget):
+    """Gtk.Image showing a pixbuf or nothing."""
+
+    def __init__(self, **props: Any):
+        super().__init__(**props)
+        self.pixbuf: Pixbuf | None = None
+
+    def set_from_pixbuf(self, pixbuf: Pixbuf) -> None:
+        self.pixbuf = pixbuf
+
+    def clear(self) -> None:
+        self.pixbuf = None
+
+
 class Dialog(Widget):
     """GimpUi.Dialog: buttons by response id; ``respond`` is the artist pressing one."""
 
@@ -671,6 +766,7 @@ class _Settings:
 Gtk = types.SimpleNamespace(
     Widget=Widget, Box=Widget, Grid=Widget, Expander=Widget, Label=Label, Entry=Entry, SpinButton=SpinButton,
     CheckButton=CheckButton, ComboBoxText=ComboBoxText, ProgressBar=ProgressBar, ResponseType=ResponseType,
+    Image=Image_,
     Orientation=types.SimpleNamespace(VERTICAL=1, HORIZONTAL=0), Settings=_Settings,
     main=LOOP.run, main_quit=LOOP.quit,
 )
@@ -685,7 +781,7 @@ def install() -> None:
     gi.require_version = lambda namespace, version: None
     repository = types.ModuleType("gi.repository")
     for name, namespace in (("Gimp", Gimp), ("Gegl", Gegl), ("GLib", GLib), ("GObject", GObject),
-                            ("GimpUi", GimpUi), ("Gtk", Gtk)):
+                            ("GimpUi", GimpUi), ("Gtk", Gtk), ("GdkPixbuf", GdkPixbuf)):
         setattr(repository, name, namespace)
     gi.repository = repository
     sys.modules["gi"] = gi
@@ -700,3 +796,7 @@ def reset() -> None:
     LOOP.sources.clear()
     LOOP.running.clear()
     Dialog.instances.clear()
+    Image.CREATED.clear()
+    Image.DELETED.clear()
+    Selection.FEATHERED.clear()
+    Selection.SHRUNK.clear()

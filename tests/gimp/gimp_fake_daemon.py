@@ -58,13 +58,19 @@ class FakeDaemonClient:
         assert self.state == "ready", "submitted before the daemon was ready"
         assert len(rgba) == width * height * 4 and (mask is None or len(mask) == width * height)
         self.submitted.append(dict(method=method, rgba=rgba, width=width, height=height, points=points,
-                                   mask=mask, params=params, seed=seed, prompt=prompt, job_id=job_id))
+                                   mask=mask, params=params, seed=seed, prompt=prompt,
+                                   preview_every=preview_every, job_id=job_id))
         job = {"job_id": job_id}
+        # a 4 x 2 RGB preview when asked for one: step 1's all grey, step 2's all white
+        preview = ({step: {"width": 4, "height": 2, "data": bytes([value]) * 24}
+                    for step, value in ((1, 128), (2, 255))} if preview_every else {})
         self._script = [{"type": "queued", "position": 0, **job},
-                        {"type": "progress", "phase": "drag", "step": 1, "total": 2, "eta_s": 3.0, **job}]
+                        {"type": "progress", "phase": "drag", "step": 1, "total": 2, "eta_s": 3.0,
+                         "preview": preview.get(1), **job}]
         if self.behaviour == "edit":
             self._script += [
-                {"type": "progress", "phase": "drag", "step": 2, "total": 2, "eta_s": 1.0, **job},
+                {"type": "progress", "phase": "drag", "step": 2, "total": 2, "eta_s": 1.0,
+                 "preview": preview.get(2), **job},
                 {"type": "result", "image": {"width": width, "height": height, "data": inverted(rgba)},
                  "handles": [p[2:] for p in points], "timings": {"drag": 0.1}, "seed": seed or 1234,
                  "cache_hits": {}, **job}]

@@ -9,6 +9,7 @@ from gimp_fake_daemon import FakeDaemonClient
 from scenes import scene
 
 from dragedit_gimp import PROCEDURE, plugin, run
+from dragedit_gimp import dialog as dialog_module
 from dragedit_gimp.dialog import DragDialog, ParamForm
 from dragedit_protocol.editor.errors import UserError
 from dragedit_protocol.editor.params import ParamStore, methods_from_welcome
@@ -153,3 +154,65 @@ def test_unreachable_daemon_is_explained_and_drag_is_greyed_out(tmp_path, monkey
     play(dialog, (lambda: "does not answer" in dialog.daemon_label.text, lambda: dialog.dialog.respond(CLOSE)))
     assert "install.py" in dialog.daemon_label.text
     assert dialog.dialog.sensitive[OK] is False
+
+
+def test_the_drag_shows_a_live_preview_and_its_status_once(tmp_path, monkeypatch):
+    client = FakeDaemonClient()
+    image, _ = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image)
+    seen = []
+
+    def look():
+        pixbuf = dialog.preview_image.pixbuf
+        seen.append((dialog.progress_bar.text, dialog.status_label.text,
+                     None if pixbuf is None else (pixbuf.width, pixbuf.height, pixbuf.data[:1])))
+
+    play(dialog,
+         (lambda: dialog.form is not None, lambda: dialog.dialog.respond(OK)),
+         (lambda: dialog.progress_bar.text.startswith("Dragging 1/2"), look),
+         (lambda: "Added the layer" in dialog.status_label.text, lambda: dialog.dialog.respond(CLOSE)))
+    assert client.submitted[0]["preview_every"] > 0
+    [(text, status, preview)] = seen
+    assert status == ""  # the running job's status is in the progress bar only, not a second time below it
+    assert preview == (dialog_module.PREVIEW_WIDTH, dialog_module.PREVIEW_WIDTH // 2, b"\x80")  # 4x2 grey, scaled
+    assert dialog.preview_image.pixbuf is None and dialog.progress_bar.text == ""  # finished: the layer tells
+
+
+def test_the_prompt_field_is_wide_enough_for_its_hint(tmp_path, monkeypatch):
+    image, _ = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, FakeDaemonClient(), image)
+    props = dialog.prompt_entry.props
+    assert props["width_chars"] >= len(props["placeholder_text"]) and props["hexpand"] is True
+
+
+def test_soft_edge_is_set_in_the_dialog_remembered_and_softens_the_mask_sent(tmp_path, monkeypatch):
+    client = FakeDaemonClient()
+    image, _ = scene()
+    dialog, config = make_dialog(tmp_path, monkeypatch, client, image)
+    assert dialog.soft_edge.get_value_as_int() == 8  # the default, as in Krita
+
+    def press_drag():
+        dialog.soft_edge.set_value(2)
+        dialog.dialog.respond(OK)
+
+    play(dialog,
+         (lambda: dialog.form is not None, press_drag),
+         (lambda: "Added the layer" in dialog.status_label.text, lambda: dialog.dialog.respond(CLOSE)))
+    assert config.get_property("soft-edge") == 2 and fake_gimp.Selection.FEATHERED == [2.0]
+    assert any(0 < v < 255 for v in client.submitted[0]["mask"])
+
+
+def test_the_engines_feather_is_not_a_second_soft_edge_field():
+    welcome = {"methods": [{"name": "m", "title": "M", "params": [
+        {"name": "feather", "type": "int", "default": 4, "description": "Soft edge."},
+        {"name": "drag_steps", "type": "int", "default": 40, "description": "Steps.", "advanced": False}]}]}
+    form = ParamForm(methods_from_welcome(welcome)[0], ParamStore())
+    assert [field.spec.name for field in form.fields] == ["drag_steps"]
+
+
+@pytest.mark.parametrize("selection, says", [((4, 4, 36, 36), "Only the selected region may change."),
+                                             (None, "No selection: the area around the drag points may change")])
+def test_the_dialog_says_what_may_change(tmp_path, monkeypatch, selection, says):
+    image, _ = scene(selection=selection)
+    dialog, _ = make_dialog(tmp_path, monkeypatch, FakeDaemonClient(), image)
+    assert says in dialog.status_label.text

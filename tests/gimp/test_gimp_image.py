@@ -141,3 +141,19 @@ def test_closed_image_is_reported():
     region = source.plan.region
     with pytest.raises(UserError, match="image was closed"):
         insert_result(source, {"width": region.width, "height": region.height, "data": source.plan.rgba}, "Drag")
+
+
+def test_soft_edge_feathers_a_copy_of_the_selection_on_a_scratch_image():
+    image, layer = scene(selection=(4, 4, 36, 36))
+    selection_before = bytes(image.selection.mask)
+    hard = read_drag(image, [layer]).plan
+    soft = read_drag(image, [layer], soft_edge_px=3).plan
+    assert set(hard.mask) == {0, 255}
+    assert fake_gimp.Selection.SHRUNK == [3] and fake_gimp.Selection.FEATHERED == [3.0]
+    partial = [v for v in soft.mask if 0 < v < 255]
+    assert len(partial) > 2 * 36  # a soft band along the selection's edge, inside it: nothing outside
+    assert not any(s for s, h in zip(soft.mask, hard.mask) if h == 0)
+    # the artist's selection and undo history are as they were; the scratch image is gone
+    assert bytes(image.selection.mask) == selection_before and image.undo_log == []
+    scratch = [made for made in fake_gimp.Image.CREATED if made is not image]
+    assert len(scratch) == 1 and scratch[0] in fake_gimp.Image.DELETED

@@ -10,8 +10,9 @@ import pytest
 from gimp_fake_daemon import FakeDaemonClient
 from scenes import scene
 
-from dragedit_gimp import PROCEDURE, plugin, run
+from dragedit_gimp import PROCEDURE, plugin, registration, run
 from dragedit_gimp.settings import read_args, read_store
+from dragedit_protocol.editor import drag
 
 Status = fake_gimp.PDBStatusType
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "gimp_plugin" / "dragedit"
@@ -44,7 +45,7 @@ def test_registers_one_procedure_with_the_script_arguments(procedure):
     assert procedure.info["menu_label"] == "_Drag Edit..."
     assert procedure.info["image_types"] == "*"
     assert {n: a["default"] for n, a in procedure.arguments.items()} == {
-        "method": "", "params": "{}", "path-name": "", "seed": -1, "prompt": ""}
+        "method": "", "params": "{}", "path-name": "", "seed": -1, "prompt": "", "soft-edge": 8}
     assert "settings" in procedure.aux_arguments
 
 
@@ -55,6 +56,18 @@ def test_noninteractive_run_with_arguments_adds_the_layer(procedure, client):
     assert client.submitted[0]["method"] == "gooddrag" and client.submitted[0]["params"] == {"tracker": "l2"}
     assert [l.get_name() for l in image.get_layers()] == ["GoodDrag drag (seed 5)", "photo"]
     assert client.closed
+
+
+def test_the_default_soft_edge_is_the_one_krita_uses():
+    assert registration.SOFT_EDGE_PX == drag.SOFT_EDGE_PX
+
+
+@pytest.mark.parametrize("soft_edge, partial", [(8, True), (0, False)])
+def test_soft_edge_argument_softens_the_selection_or_not(procedure, client, soft_edge, partial):
+    image, layer = scene()
+    values, _ = call(procedure, image, [layer], soft_edge=soft_edge)
+    assert values.index(0) == Status.SUCCESS, values.values
+    assert any(0 < v < 255 for v in client.submitted[0]["mask"]) is partial
 
 
 def test_with_last_values_runs_like_a_script(procedure, client):

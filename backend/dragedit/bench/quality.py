@@ -213,10 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     _print_table(summaries)
     print(f"\npictures per case: {args.out.resolve()}/<method>/")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
-        print(f"numbers: {args.json.resolve()}")
+        save_json(args.json, report)
     return 0
+
+
+def save_json(path: Path, report: dict[str, Any]) -> None:
+    """Write a benchmark's numbers as JSON (creating the folder) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))
+    print(f"numbers: {path.resolve()}")
 
 
 if __name__ == "__main__":

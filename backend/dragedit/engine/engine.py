@@ -222,10 +222,11 @@ class Engine:
             timings["drag"] = drag_and_denoise - ctx.denoise_seconds
             clock = time.perf_counter()
             edited_work = decode(model.vae, outcome.latent)
+            reference_work = decode(model.vae, z0)  # the model's own rendering of the unedited input
             timings["denoise"] = ctx.denoise_seconds + elapsed(clock, model.device)
         finally:
             runner.close()
-        out = paste(request.image, editable, region, edited_work, params["feather"])
+        out = paste(request.image, editable, region, edited_work, reference_work, params["feather"])
         timings["total"] = sum(timings.values())
         final_handles = [tuple(map(float, p)) for p in feature_to_image(outcome.handles.detach().cpu().numpy())]
         stats = {**runner.counter.as_dict(), **outcome.stats,

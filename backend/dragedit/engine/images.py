@@ -2,9 +2,11 @@
 
 The region is the box around the editable mask and the points, grown by a context margin (and to
 at least the working size where the image allows), scaled so its short side is the working size
-(sides multiples of what the model needs). The result is scaled back and blended in with weights
-that are 1 inside the mask and fall to 0 over ``feather`` pixels outside it: pixels outside the mask
-dilated by the feather are bit-identical to the input.
+(sides multiples of what the model needs). The result comes back sharp: where the edit changed
+nothing, the input's own full-resolution detail is kept (only the edit's low-resolution change is
+scaled up and added), and only where content changed does the scaled-up model image show. It is
+blended in with weights that are 1 inside the mask and fall to 0 over ``feather`` pixels outside it:
+pixels outside the mask dilated by the feather are bit-identical to the input.
 """
 from __future__ import annotations
 
@@ -16,6 +18,13 @@ from PIL import Image, ImageFilter
 from .api import EditError
 
 MAX_ASPECT = 2.0  # the long side of the working image is at most this many short sides
+# How far (0..255, largest channel) the edited working image may differ from the model's own
+# reconstruction of the input and still count as unchanged (the input's fine detail kept in full);
+# from CHANGED on, the model's content replaces it (scaled up); a linear mix in between.
+UNCHANGED, CHANGED = 6.0, 24.0
+# The difference is averaged over this many working pixels around each one first: a change is an area,
+# not a speck, and one rounding flip in the model's output cannot swing the result by many levels.
+CHANGE_RADIUS = 2
 
 
 @dataclass(frozen=True)
@@ -154,18 +163,51 @@ def blend_weights(editable: np.ndarray, feather: int) -> np.ndarray:
     return np.maximum(inside, soft)
 
 
-def paste(image: np.ndarray, editable: np.ndarray, region: Region, edited_work: np.ndarray, feather: int) -> np.ndarray:
-    """Scale the edited working image back and blend it into a copy of the full image (alpha kept)."""
+def _scaled(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An H x W x 3 uint8 image scaled to width x height (Lanczos), as float32."""
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
+
+
+def _box_mean(values: np.ndarray, radius: int) -> np.ndarray:
+    """The mean of a 2-D array over the (2 radius + 1)^2 square around each element (edges repeated)."""
+    k = 2 * radius + 1
+    sums = np.pad(np.pad(values, radius, mode="edge"), ((1, 0), (1, 0))).cumsum(axis=0).cumsum(axis=1)
+    return (sums[k:, k:] - sums[:-k, k:] - sums[k:, :-k] + sums[:-k, :-k]) / (k * k)
+
+
+def sharp_result(source: np.ndarray, edited_work: np.ndarray, reference_work: np.ndarray) -> np.ndarray:
+    """The edited region at full resolution, as sharp as the source wherever the edit changed nothing.
+
+    source: the region's full-size RGB; edited_work: the model's edited image at the working size;
+    reference_work: the model's reconstruction of the unedited input at that size (its VAE round
+    trip), so the model's own loss of detail cancels out. Where the two working images agree (their
+    difference averaged over CHANGE_RADIUS working pixels), the result is the source plus their
+    scaled-up difference (the source's fine detail kept in full); where they differ by CHANGED or more, it is the scaled-up edited image (no ghost of the old
+    content's detail); a linear mix in between. Returns H x W x 3 float32 (not clipped).
+    """
+    height, width = source.shape[:2]
+    edited, reference = _scaled(edited_work, width, height), _scaled(reference_work, width, height)
+    difference = np.abs(edited_work.astype(np.float32) - reference_work.astype(np.float32)).max(axis=-1)
+    change = _box_mean(difference, CHANGE_RADIUS)
+    keep_work = np.clip((CHANGED - change) / (CHANGED - UNCHANGED), 0.0, 1.0)
+    keep_image = Image.fromarray(keep_work.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR)
+    keep = np.asarray(keep_image, dtype=np.float32)[..., None]
+    return edited + keep * (source.astype(np.float32) - reference)
+
+
+def paste(image: np.ndarray, editable: np.ndarray, region: Region, edited_work: np.ndarray,
+          reference_work: np.ndarray, feather: int) -> np.ndarray:
+    """Bring the edited working image back to full size (see ``sharp_result``) and blend it into a copy
+    of the full image through the mask and its feather (alpha kept)."""
     out = image.copy()
-    rw, rh = region.x1 - region.x0, region.y1 - region.y0
-    edited = np.asarray(Image.fromarray(edited_work).resize((rw, rh), Image.Resampling.LANCZOS), dtype=np.float32)
+    src = image[region.y0:region.y1, region.x0:region.x1, :3].astype(np.float32)
+    edited = sharp_result(image[region.y0:region.y1, region.x0:region.x1, :3], edited_work, reference_work)
     # Weights are computed on the region grown by the feather so the blur sees the mask's true edge.
     pad = max(feather, 0) + 1
     gx0, gy0 = max(0, region.x0 - pad), max(0, region.y0 - pad)
     gx1, gy1 = min(image.shape[1], region.x1 + pad), min(image.shape[0], region.y1 + pad)
     weights = blend_weights(editable[gy0:gy1, gx0:gx1], feather)
     w = weights[region.y0 - gy0:region.y1 - gy0, region.x0 - gx0:region.x1 - gx0, None]
-    src = image[region.y0:region.y1, region.x0:region.x1, :3].astype(np.float32)
     blended = np.clip(np.rint(src * (1 - w) + edited * w), 0, 255).astype(np.uint8)
     changed = w[..., 0] > 0
     region_view = out[region.y0:region.y1, region.x0:region.x1, :3]

@@ -1,5 +1,6 @@
 """The Drag Edit dialog: daemon state, method, the method's parameters from the daemon's schema
-(main ones first, the rest under "Advanced"), seed, prompt, progress and the result of each drag.
+(main ones first, the rest under "Advanced"), seed, prompt, progress with a live preview of the
+edit, and the result of each drag.
 
 The dialog stays open: adjust the path and press Drag again (the daemon's caches make it fast).
 Everything runs on GTK's main loop; the daemon session is ticked by a GLib timeout.
@@ -12,17 +13,22 @@ import gi
 
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
-from gi.repository import GLib, Gimp, GimpUi, Gtk  # noqa: E402
+gi.require_version("GdkPixbuf", "2.0")
+from gi.repository import GdkPixbuf, GLib, Gimp, GimpUi, Gtk  # noqa: E402
 
 from dragedit_protocol.editor.errors import UserError  # noqa: E402
+from dragedit_protocol.editor.jobs import JobState, Preview  # noqa: E402
 from dragedit_protocol.editor.params import MethodSpec, ParamSpec, ParamStore  # noqa: E402
 from dragedit_protocol.editor.session import DragSession  # noqa: E402
 
 from .image import DragSource, read_drag  # noqa: E402
+from .registration import MAX_SOFT_EDGE_PX  # noqa: E402
 from .run import TICK_MS, DragCancelled, GimpProgress, finish_drag  # noqa: E402
 from .settings import DragArgs, read_store, resolve_params, write_args  # noqa: E402
 
 INT_LIMIT = 2**31 - 1
+PREVIEW_WIDTH = 240  # pixels of the live preview's width in the dialog
+PREVIEW_EVERY = 5    # drag steps between the daemon's previews
 
 
 class ParamField:
@@ -66,7 +72,8 @@ class ParamForm:
 
     def __init__(self, method: MethodSpec, store: ParamStore):
         self.method = method
-        self.fields = [ParamField(spec, store.value(method, spec.name)) for spec in method.params]
+        # the engine's feather is not shown: the dialog's Soft edge does that job
+        self.fields = [ParamField(spec, store.value(method, spec.name)) for spec in method.form_params]
         self.widget = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6)
         main = [f for f in self.fields if not f.spec.advanced]
         advanced = [f for f in self.fields if f.spec.advanced]
@@ -127,27 +134,46 @@ class DragDialog:
         self.dialog.get_content_area().pack_start(box, True, True, 0)
         self.daemon_label = self._label(box)
         grid = Gtk.Grid(row_spacing=4, column_spacing=8)
-        self.method_combo = Gtk.ComboBoxText()
+        self.method_combo = Gtk.ComboBoxText(hexpand=True)
         self.method_combo.connect("changed", self._on_method_changed)
-        self.seed_entry = Gtk.Entry(placeholder_text="random")
+        self.seed_entry = Gtk.Entry(placeholder_text="random", hexpand=True)
         self.seed_entry.set_text("" if self.store.seed is None else str(self.store.seed))
         self.seed_entry.set_tooltip_text("The same seed, image and settings give the same result; empty: random")
-        self.prompt_entry = Gtk.Entry(placeholder_text="optional: what the image shows")
+        prompt_hint = "optional: what the image shows"
+        self.prompt_entry = Gtk.Entry(placeholder_text=prompt_hint, width_chars=len(prompt_hint) + 2, hexpand=True)
         self.prompt_entry.set_text(self.store.prompt)
+        self.soft_edge = Gtk.SpinButton.new_with_range(0, MAX_SOFT_EDGE_PX, 1)
+        self.soft_edge.set_value(self.config.get_property("soft-edge"))
+        self.soft_edge.set_tooltip_text("Width in pixels over which the edit fades into the untouched image at "
+                                        "the selection's edge (0: a hard edge)")
+        soft_edge_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+        soft_edge_row.pack_start(self.soft_edge, False, False, 0)
+        soft_edge_row.pack_start(Gtk.Label(label="px"), False, False, 0)
         for row, (text, widget) in enumerate((("Method", self.method_combo), ("Seed", self.seed_entry),
-                                              ("Prompt", self.prompt_entry))):
+                                              ("Prompt", self.prompt_entry), ("Soft edge", soft_edge_row))):
             grid.attach(Gtk.Label(label=text, xalign=0.0), 0, row, 1, 1)
             grid.attach(widget, 1, row, 1, 1)
         box.pack_start(grid, False, False, 0)
         self.description_label = self._label(box)
         self.form_holder = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
         box.pack_start(self.form_holder, False, False, 0)
-        self.progress_bar = Gtk.ProgressBar(show_text=True)
+        self.progress_bar = Gtk.ProgressBar(show_text=True, text="")
         box.pack_start(self.progress_bar, False, False, 0)
+        self.preview_image = Gtk.Image()  # the daemon's picture of the edit while it runs
+        self.preview_image.set_tooltip_text("Live preview of the edit (the region sent to the daemon)")
+        box.pack_start(self.preview_image, False, False, 0)
+        self._preview_shown: Preview | None = None
         self.status_label = self._label(box)
-        self.status_label.set_text("Draw strokes with the Paths tool (first point: handle, last point: target), "
-                                   "select what may change, then press Drag.")
+        self.status_label.set_text(self._hint())
         self._update_buttons()
+
+    def _hint(self) -> str:
+        """What to do before pressing Drag, and what may change with the image's selection as it is."""
+        steps = "Draw strokes with the Paths tool (first point: handle, last point: target), then press Drag. "
+        if Gimp.Selection.is_empty(self.image):
+            return steps + ("No selection: the area around the drag points may change (select a region to "
+                            "choose what may change instead).")
+        return steps + "Only the selected region may change."
 
     @staticmethod
     def _label(box: Gtk.Box) -> Gtk.Label:
@@ -200,8 +226,7 @@ class DragDialog:
         if response == Gtk.ResponseType.OK:
             self.start()
         elif response == Gtk.ResponseType.CANCEL:
-            if self.session.cancel():
-                self.status_label.set_text("Stopping the drag...")
+            self.session.cancel()  # the progress bar says "Cancelling..." until the daemon confirms
         else:  # Close, Escape or the window's close button
             self.session.cancel()
             Gtk.main_quit()
@@ -219,22 +244,43 @@ class DragDialog:
         self.store.prompt = self.prompt_entry.get_text()
         params = resolve_params(method, self.store.overrides(method))
         return DragArgs(method=method.name, params=params, path_name=self.path_name, seed=seed,
-                        prompt=self.store.prompt)
+                        prompt=self.store.prompt, soft_edge=self.soft_edge.get_value_as_int())
 
     def start(self) -> None:
         """Read the image and the dialog, remember the values, and queue the drag."""
         try:
             args = self.read_args()
-            self.source = read_drag(self.image, self.image.get_selected_drawables(), args.path_name)
+            self.source = read_drag(self.image, self.image.get_selected_drawables(), args.path_name,
+                                    args.soft_edge)
             self.method = self.form.method
             write_args(self.config, args, self.store)
             job = self.session.start_drag(self.source.plan, args.method, args.params, seed=args.seed,
-                                          prompt=args.prompt)
+                                          prompt=args.prompt, preview_every=PREVIEW_EVERY)
         except UserError as err:
             self.status_label.set_text(str(err))
             return
         self.progress = GimpProgress(f"Drag Edit ({self.method.title})")
-        self.status_label.set_text(job.status_text())
+        self._show_job(job)
+
+    def _show_job(self, job: JobState) -> None:
+        """A running job's status, once: in the progress bar (the status line stays empty meanwhile)."""
+        self.progress_bar.set_fraction(job.fraction)
+        self.progress_bar.set_text(job.status_text())
+        self.status_label.set_text("")
+        self._show_preview(job.preview)
+
+    def _show_preview(self, preview: Preview | None) -> None:
+        """The daemon's latest small picture of the edit, PREVIEW_WIDTH wide; nothing when None."""
+        if preview is self._preview_shown:
+            return
+        self._preview_shown = preview
+        if preview is None:
+            self.preview_image.clear()
+            return
+        pixbuf = GdkPixbuf.Pixbuf.new_from_bytes(GLib.Bytes.new(preview.rgb), GdkPixbuf.Colorspace.RGB, False, 8,
+                                                 preview.width, preview.height, 3 * preview.width)
+        height = max(1, round(preview.height * PREVIEW_WIDTH / preview.width))
+        self.preview_image.set_from_pixbuf(pixbuf.scale_simple(PREVIEW_WIDTH, height, GdkPixbuf.InterpType.BILINEAR))
 
     def tick(self) -> bool:
         """One GLib timeout: advance the session and show what changed."""
@@ -246,21 +292,21 @@ class DragDialog:
         job = self.session.job
         if job is not None and not job.finished and self.progress is not None:
             self.progress.show(job)
-            self.progress_bar.set_fraction(job.fraction)
-            self.progress_bar.set_text(job.status_text())
-            self.status_label.set_text(job.status_text())
+            self._show_job(job)
         finished = self.session.take_finished()
         if finished is not None:
             self._finish(finished)
         self._update_buttons()
         return GLib.SOURCE_CONTINUE
 
-    def _finish(self, job) -> None:
+    def _finish(self, job: JobState) -> None:
+        """Add the finished drag's layer, or say why not; the status line alone tells the outcome."""
         if self.progress is not None:
             self.progress.end()
             self.progress = None
         self.progress_bar.set_fraction(1.0 if job.status == "done" else 0.0)
-        self.progress_bar.set_text(job.status_text())
+        self.progress_bar.set_text("")
+        self._show_preview(None)
         try:
             layer = finish_drag(self.source, self.method, job)
         except DragCancelled:

@@ -95,17 +95,44 @@ def read_pixels(layer: Gimp.Layer) -> bytes:
     return bytes(layer.get_buffer().get(rect, 1.0, RGBA_FORMAT, Gegl.AbyssPolicy.NONE))
 
 
-def read_mask(image: Gimp.Image, rect: Rect) -> bytes | None:
-    """The selection over the layer as one byte per pixel; None when nothing (or everything) is selected."""
+def read_mask(image: Gimp.Image, rect: Rect, soft_edge_px: int = 0) -> bytes | None:
+    """The selection over the layer as one byte per pixel, its edge softened inwards over
+    ``soft_edge_px``; None without a selection."""
     if Gimp.Selection.is_empty(image):
         return None
     area = Gegl.Rectangle.new(rect.x, rect.y, rect.width, rect.height)
     data = bytes(image.get_selection().get_buffer().get(area, 1.0, MASK_FORMAT, Gegl.AbyssPolicy.NONE))
+    if soft_edge_px > 0 and data.strip(b"\xff"):
+        data = soften(data, rect.width, rect.height, soft_edge_px)
     return selection_mask(data, rect.width, rect.height)
 
 
-def read_drag(image: Gimp.Image, drawables: list, path_name: str = "") -> DragSource:
-    """Everything one drag needs, checked; UserError (image untouched) when something is missing."""
+def soften(mask: bytes, width: int, height: int, radius: int) -> bytes:
+    """The mask's edge softened inwards over ``radius`` pixels, as Krita's plug-in does: shrunk by the
+    radius, then feathered by as much with GIMP's own Shrink and Feather, so the fade ends at the
+    selection's edge and the outside stays the source's. Done on a scratch image: the artist's
+    selection and undo history stay as they are."""
+    scratch = Gimp.Image.new(width, height, Gimp.ImageBaseType.GRAY)
+    try:
+        scratch.undo_disable()
+        channel = Gimp.Channel.new(scratch, "mask", width, height, 100.0, Gegl.Color.new("black"))
+        scratch.insert_channel(channel, None, 0)
+        whole = Gegl.Rectangle.new(0, 0, width, height)
+        buffer = channel.get_buffer()
+        buffer.set(whole, MASK_FORMAT, mask)
+        buffer.flush()
+        scratch.select_item(Gimp.ChannelOps.REPLACE, channel)
+        Gimp.Selection.shrink(scratch, radius)
+        Gimp.Selection.feather(scratch, float(radius))
+        return bytes(scratch.get_selection().get_buffer().get(whole, 1.0, MASK_FORMAT, Gegl.AbyssPolicy.NONE))
+    finally:
+        scratch.delete()
+
+
+def read_drag(image: Gimp.Image, drawables: list, path_name: str = "", soft_edge_px: int = 0) -> DragSource:
+    """Everything one drag needs, checked; UserError (image untouched) when something is missing.
+
+    ``soft_edge_px``: the selection's edge is softened over this width (see ``read_mask``)."""
     if not image.is_valid():
         raise UserError("The image was closed", "open it again and run Drag Edit from it")
     check_image(image)
@@ -116,7 +143,7 @@ def read_drag(image: Gimp.Image, drawables: list, path_name: str = "") -> DragSo
         raise UserError(f"The path '{path.get_name()}' has no strokes", PATH_HINT)
     pairs = pairs_from_strokes(strokes)
     rect = layer_rect(layer)
-    mask = read_mask(image, rect)
+    mask = read_mask(image, rect, soft_edge_px)
     rgba = read_pixels(layer)
     try:
         plan = plan_drag(rgba, rect, pairs, mask)

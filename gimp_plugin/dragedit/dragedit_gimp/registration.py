@@ -3,8 +3,8 @@ and arguments.
 
 Imports only gi, so the stand-in for a broken install (fallback.py) declares the same procedure.
 Arguments: method, params (a JSON object of parameter values), path-name, seed (-1 = random),
-prompt. GIMP remembers them after a successful interactive run; the aux argument ``settings``
-also keeps every method's values (a ``ParamStore`` as JSON) for the dialog.
+prompt, soft-edge (px). GIMP remembers them after a successful interactive run; the aux argument
+``settings`` also keeps every method's values (a ``ParamStore`` as JSON) for the dialog.
 """
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from . import MENU_LABEL, MENU_PATH, PROCEDURE
 
 RANDOM_SEED = -1
 MAX_SEED = 2**31 - 1  # GIMP's int arguments are 32-bit
+SOFT_EDGE_PX = 8  # the default "Soft edge", the same as Krita's (dragedit_protocol.editor.drag.SOFT_EDGE_PX)
+MAX_SOFT_EDGE_PX = 200
 BLURB = "Drag image content from handle points to target points"
 HELP = ("Each stroke of the path 'Drag points' (or of the selected path) goes from a handle (its first "
-        "point) to a target (its last point). The selection limits what may change (none: the whole "
-        "layer). The DragEdit daemon edits the layer with a diffusion model; the result is added as a "
-        "new layer above it.")
+        "point) to a target (its last point). The selection limits what may change (none: the area around "
+        "the points), and the edit fades into the untouched image over its soft edge. The DragEdit daemon "
+        "edits the layer with a diffusion model; the result is added as a new layer above it.")
 
 
 def plugin_class(run: Callable, blurb: str = BLURB, help_text: str = HELP) -> type:
@@ -64,4 +66,7 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
     procedure.add_int_argument("seed", "Seed", "Random seed (-1: a new one each drag)", RANDOM_SEED, MAX_SEED,
                                RANDOM_SEED, flags)
     procedure.add_string_argument("prompt", "Prompt", "Optional text describing the image", "", flags)
+    procedure.add_int_argument("soft-edge", "Soft edge", "Width in pixels over which the edit fades into the "
+                               "untouched image at the selection's edge (0: a hard edge)", 0, MAX_SOFT_EDGE_PX,
+                               SOFT_EDGE_PX, flags)
     procedure.add_string_aux_argument("settings", "Settings", "Every method's last values (JSON)", "", flags)

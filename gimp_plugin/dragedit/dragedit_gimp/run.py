@@ -124,7 +124,7 @@ def finish_drag(source: DragSource, method: MethodSpec, job: JobState) -> Gimp.L
 
 def run_noninteractive(session: DragSession, image: Gimp.Image, drawables: list, args: DragArgs) -> Gimp.Layer:
     """One drag from start to finish (scripts, batch mode, repeat with last values)."""
-    source = read_drag(image, drawables, args.path_name)
+    source = read_drag(image, drawables, args.path_name, args.soft_edge)
     wait_for_daemon(session)
     method, job = start_drag(session, source, args)
     progress = GimpProgress(f"Drag Edit ({method.title})")

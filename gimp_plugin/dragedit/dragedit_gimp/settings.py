@@ -10,7 +10,7 @@ from gi.repository import Gimp
 from dragedit_protocol.editor.errors import UserError
 from dragedit_protocol.editor.params import MethodSpec, ParamStore
 
-from .registration import RANDOM_SEED
+from .registration import RANDOM_SEED, SOFT_EDGE_PX
 
 PARAMS_HINT = 'write them as a JSON object, e.g. {"drag_steps": 40, "lr": 0.01}, or "{}" for the defaults'
 
@@ -24,6 +24,7 @@ class DragArgs:
     path_name: str = ""
     seed: int | None = None
     prompt: str = ""
+    soft_edge: int = SOFT_EDGE_PX  # px
 
 
 def parse_params(text: str) -> dict[str, Any]:
@@ -49,6 +50,7 @@ def read_args(config: Gimp.ProcedureConfig) -> DragArgs:
         path_name=(config.get_property("path-name") or "").strip(),
         seed=None if seed is None or seed < 0 else int(seed),
         prompt=config.get_property("prompt") or "",
+        soft_edge=int(config.get_property("soft-edge")),
     )
 
 
@@ -59,6 +61,7 @@ def write_args(config: Gimp.ProcedureConfig, args: DragArgs, store: ParamStore) 
     config.set_property("path-name", args.path_name)
     config.set_property("seed", RANDOM_SEED if args.seed is None else args.seed)
     config.set_property("prompt", args.prompt)
+    config.set_property("soft-edge", args.soft_edge)
     config.set_property("settings", store.to_json())
 
 

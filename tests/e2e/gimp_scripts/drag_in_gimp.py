@@ -69,30 +69,35 @@ def layer_names(image):
 
 
 def check_drag(image, layer, before, status, message, elapsed):
-    """A new layer above the source: changed inside the selection, identical outside; source untouched."""
+    """A new layer above the source holding only the edited region (inside the source layer, over the
+    selection): changed inside the selection, the source's pixels outside it; source untouched."""
     assert status == Gimp.PDBStatusType.SUCCESS, (status, message)
     names = layer_names(image)
     assert len(names) == 2 and names[1] == "photo" and names[0].endswith("drag (seed 3)"), names
     new = image.get_layers()[0]
-    assert (new.get_width(), new.get_height()) == (layer.get_width(), layer.get_height())
-    assert tuple(new.get_offsets()[1:]) == LAYER[:2], new.get_offsets()
+    _ok, nx, ny = new.get_offsets()
+    nw, nh = new.get_width(), new.get_height()
+    lx, ly, lw, lh = LAYER
+    sx, sy, sw, sh = SELECTION
+    assert lx <= nx <= sx and ly <= ny <= sy and sx + sw <= nx + nw <= lx + lw and sy + sh <= ny + nh <= ly + lh, \
+        ((nx, ny, nw, nh), LAYER, SELECTION)
     assert layer_bytes(layer) == before, "the source layer changed"
     after = layer_bytes(new)
-    sx, sy, sw, sh = SELECTION
     inside_changed = inside = outside_changed = 0
-    for j in range(LAYER[3]):
-        for i in range(LAYER[2]):
-            k = (j * LAYER[2] + i) * 4
-            changed = after[k:k + 4] != before[k:k + 4]
-            if sx <= i + LAYER[0] < sx + sw and sy <= j + LAYER[1] < sy + sh:
+    for j in range(nh):
+        for i in range(nw):
+            k = (j * nw + i) * 4
+            s = ((ny + j - ly) * lw + nx + i - lx) * 4
+            changed = after[k:k + 4] != before[s:s + 4]
+            if sx <= nx + i < sx + sw and sy <= ny + j < sy + sh:
                 inside += 1
                 inside_changed += changed
             else:
                 outside_changed += changed
     assert outside_changed == 0, f"{outside_changed} pixels outside the selection changed"
     assert inside_changed > inside // 10, f"only {inside_changed} of {inside} selected pixels changed"
-    print(f"drag: layer '{names[0]}' in {elapsed:.1f} s; {inside_changed}/{inside} selected pixels changed, "
-          "none outside")
+    print(f"drag: layer '{names[0]}' ({nw}x{nh} at {nx},{ny}) in {elapsed:.1f} s; "
+          f"{inside_changed}/{inside} selected pixels changed, none outside")
 
 
 # 0. GIMP's own Python has no pyzmq: a drag that reaches the daemon used the plug-in's vendored copy.
