@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("image", metavar="IMAGE", help="input image (PNG, JPEG, ...)")
     edit.add_argument("--points", action="append", required=True, metavar="X1,Y1:X2,Y2",
                       help="a handle -> target pair in image pixels; repeatable")
-    edit.add_argument("--mask", help="8-bit mask image of the same size (white = may change)")
+    edit.add_argument("--mask", help="8-bit mask image of the same size (white = may change; default: a box around "
+                      "the points, grown by a quarter of the image's short side or the longest drag)")
     edit.add_argument("--method", required=True, help="drag method, e.g. dragdiffusion (see: dragedit status)")
     edit.add_argument("--param", action="append", default=[], metavar="K=V", help="method parameter; repeatable")
     edit.add_argument("--seed", type=int, help="random seed")
@@ -244,13 +245,27 @@ def load_inputs(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"cannot read the image: {exc}")
     if mask is not None and mask.size != rgba.size:
         raise UsageError(f"the mask is {mask.size[0]}x{mask.size[1]} but the image is {rgba.size[0]}x{rgba.size[1]}")
-    message = messages.submit("cli", args.method, rgba.tobytes(), rgba.width, rgba.height, parse_points(args.points),
-                              mask.tobytes() if mask is not None else None, parse_params(args.param), args.model,
-                              args.seed, args.prompt)
+    points = parse_points(args.points)
+    mask_data = mask.tobytes() if mask is not None else default_mask(points, rgba.width, rgba.height)
+    message = messages.submit("cli", args.method, rgba.tobytes(), rgba.width, rgba.height, points, mask_data,
+                              parse_params(args.param), args.model, args.seed, args.prompt)
     try:
         return messages.validate_client({**message, "v": messages.PROTOCOL_VERSION})
     except messages.ProtocolError as err:
         raise UsageError(f"{err.message}{'; ' + err.hint if err.hint else ''}")
+
+
+def default_mask(points: list[tuple[float, float, float, float]], width: int, height: int) -> bytes:
+    """Without --mask: the default editable region around the points, the one the plug-ins send."""
+    from dragedit_protocol.regions import box_mask, region_box_around_points
+
+    try:
+        box = region_box_around_points(points, width, height)
+    except ValueError as exc:
+        raise UsageError(str(exc))
+    print(f"no --mask: editing the box x {box[0]}..{box[2] - 1}, y {box[1]}..{box[3] - 1} around the points",
+          file=sys.stderr)
+    return box_mask(box, width, height)
 
 
 def cmd_edit(args: argparse.Namespace) -> int:

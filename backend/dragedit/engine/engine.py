@@ -26,10 +26,11 @@ from .cache import DiskCache, MemoryCache, content_key
 from .context import RECON_ADAPTER, DragContext
 from .ddim import start_index, timesteps
 from .features import UNetRunner
-from .images import check_inputs, crop_to_work, mask_to_work, paste, plan_region
+from .images import check_inputs, crop_to_work, mask_to_latent, mask_to_work, paste, plan_region
 from .inversion import ddim_invert
-from .latents import decode, encode
-from .lora import activate_adapter, load_lora_state, read_lora, save_lora, train_reconstruction_lora
+from .latents import Posterior, decode, encode
+from .lora import (RECON_RECIPE, activate_adapter, load_lora_state, read_lora, save_lora,
+                   train_reconstruction_lora)
 from .models import DiffusionModel, load_model
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,8 @@ class Engine:
         clock = time.perf_counter()
         method = get_method(request.method)
         params = method.SPEC.resolve(request.params)
-        editable = check_inputs(request.image, request.mask, request.points)
+        selection = check_inputs(request.image, request.mask, request.points)
+        editable, pasted = selection > 0, selection > 127
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
 
         model = self.ensure_model(request.model, report)
@@ -163,7 +165,8 @@ class Engine:
         work_size = self.settings.work_size or model.native_size
         region = plan_region(editable, points, work_size, model.size_multiple, params["feather"])
         work_rgb = crop_to_work(request.image, region)
-        work_mask = mask_to_work(editable, region)
+        latent_size = (region.work_h // model.vae_scale_factor, region.work_w // model.vae_scale_factor)
+        editable_latent = mask_to_latent(mask_to_work(editable, region), latent_size).to(model.device)
         feature_size = (region.work_h // 2, region.work_w // 2)
         work_points = region.to_work(points)
         feature_points = torch.tensor(np.round(work_points / 2.0), dtype=torch.float32, device=model.device)
@@ -177,11 +180,12 @@ class Engine:
         runner = UNetRunner(model.unet, feature_size)
         try:
             emb = model.encode_prompt(request.prompt)
-            z0 = encode(model.vae, work_rgb, model.device)
+            posterior = encode(model.vae, work_rgb, model.device)
+            z0 = posterior.mean
             image_key = content_key(work_rgb.tobytes(), work_rgb.shape, model.source)
             clock = time.perf_counter()
-            recon, lora_key, lora_hit = self._reconstruction_lora(runner, model, z0, emb, image_key, request.prompt,
-                                                                  params, report, cancelled)
+            recon, lora_key, lora_hit = self._reconstruction_lora(runner, model, posterior, emb, image_key,
+                                                                  request.prompt, params, report, cancelled)
             timings["lora"] = elapsed(clock, model.device)
 
             clock = time.perf_counter()
@@ -199,9 +203,6 @@ class Engine:
                 report(Progress("inversion", 1, 1, cached=True))
             timings["inversion"] = elapsed(clock, model.device)
 
-            latent_size = z0.shape[-2:]
-            editable_latent = torch.nn.functional.interpolate(
-                torch.from_numpy(work_mask)[None, None], size=latent_size, mode="bilinear").to(model.device)
             generator = torch.Generator(device="cpu").manual_seed(seed)
 
             def feature_to_image(pts: np.ndarray) -> np.ndarray:
@@ -209,7 +210,8 @@ class Engine:
 
             ctx = DragContext(
                 model=model, runner=runner, emb=emb, z0=z0, trajectory=trajectory, timesteps=all_steps, start=start,
-                handles=handles, targets=targets, editable=editable_latent, has_mask=request.mask is not None,
+                handles=handles, targets=targets, editable=editable_latent,
+                has_mask=not bool(editable_latent.all()),
                 generator=generator, recon_adapter=recon, memo_cache=self.memo_memory, memo_prefix=inversion_key,
                 report_progress=report, is_cancelled=cancelled, feature_to_image=feature_to_image,
                 preview_every=request.preview_every, reference_cache=self.reference_memory,
@@ -223,14 +225,14 @@ class Engine:
             timings["denoise"] = ctx.denoise_seconds + elapsed(clock, model.device)
         finally:
             runner.close()
-        out = paste(request.image, editable, region, edited_work, params["feather"])
+        out = paste(request.image, pasted, region, edited_work, params["feather"])
         timings["total"] = sum(timings.values())
         final_handles = [tuple(map(float, p)) for p in feature_to_image(outcome.handles.detach().cpu().numpy())]
         stats = {**runner.counter.as_dict(), **outcome.stats,
                  "region": [region.x0, region.y0, region.x1, region.y1], "work_size": [region.work_w, region.work_h]}
         return DragResult(out, final_handles, timings, seed, {"lora": lora_hit, "inversion": inversion_hit}, stats)
 
-    def _reconstruction_lora(self, runner: UNetRunner, model: DiffusionModel, z0: torch.Tensor, emb: torch.Tensor,
+    def _reconstruction_lora(self, runner: UNetRunner, model: DiffusionModel, posterior: Posterior, emb: torch.Tensor,
                              image_key: str, prompt: str, params: dict, report: ProgressCallback,
                              cancelled: CancelCheck) -> tuple[str | None, str, bool]:
         """Make the RecLoRA adapter active for this image: from memory, disk, or trained now.
@@ -239,7 +241,7 @@ class Engine:
         Training is seeded from the image key, so a cached and a fresh adapter are the same.
         """
         steps, rank = params["lora_steps"], params["lora_rank"]
-        key = content_key(image_key, prompt, steps, rank, params["lora_lr"], params["lora_batch"])
+        key = content_key(image_key, prompt, steps, rank, params["lora_lr"], params["lora_batch"], RECON_RECIPE)
         if steps == 0:
             activate_adapter(model.unet, None)
             return None, key, False
@@ -257,7 +259,7 @@ class Engine:
         else:
             self._recon_in_unet = None
             generator = torch.Generator(device="cpu").manual_seed(int(key[:8], 16))
-            state = train_reconstruction_lora(runner, model.scheduler, z0, emb, RECON_ADAPTER, rank, steps,
+            state = train_reconstruction_lora(runner, model.scheduler, posterior, emb, RECON_ADAPTER, rank, steps,
                                               params["lora_lr"], params["lora_batch"], generator,
                                               phase_steps("lora", report, cancelled))
             try:
