@@ -20,6 +20,11 @@ from typing import Any, Sequence
 from . import __version__
 
 BENCHMARKS = ("speed", "quality", "load", "fuzz")
+# engine.precision.PRECISION_MODES, written out so that --help does not import torch (a test keeps them equal)
+PRECISION_MODES = ("auto", "authors", "bf16", "fp16", "fp32")
+PRECISION_HELP = ("auto: bf16 (fp16 without bf16 support) on a GPU, fp32 on the CPU; authors: as the methods' "
+                  "authors run on a GPU (fp16 weights, fp32 UNet under fp16 autocast for the drag, fp16 mixed-"
+                  "precision RecLoRA); bf16 / fp16 / fp32: everything in that type. --dtype is the old name")
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON = 1, 2, 3
 
 
@@ -116,7 +121,11 @@ def _engine_options(parser: argparse.ArgumentParser, model_help: str | None = No
                         help="for a single .safetensors checkpoint: a diffusers SD-1.5 folder (or hub id) giving its "
                              "architecture and tokenizer (default: SD-1.5's configs from the hub)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (engine in this process)")
-    parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="precision")
+    parser.add_argument("--precision", "--dtype", dest="precision", default="auto", choices=PRECISION_MODES,
+                        help=PRECISION_HELP)
+    parser.add_argument("--vae", default=None, metavar="VAE",
+                        help="a VAE instead of the model's own: hub id (e.g. stabilityai/sd-vae-ft-mse, GoodDrag's), "
+                             "diffusers folder or .safetensors file")
     parser.add_argument("--work-size", type=int, default=None,
                         help="short side of the working region (multiple of 8; default: the model's native size, "
                              "512 for SD-1.5, 128 for the toy model)")
@@ -152,7 +161,7 @@ def engine_settings(args: argparse.Namespace, cache_dir: Path | None = None):
     if args.work_size is not None and (args.work_size < 64 or args.work_size % 8):
         raise UsageError(f"--work-size {args.work_size} must be a multiple of 8 of at least 64")
     return EngineSettings(model=args.model or DEFAULT_MODEL, model_config=args.model_config,
-                          device=args.device, dtype=args.dtype, work_size=args.work_size,
+                          device=args.device, dtype=args.precision, vae=args.vae, work_size=args.work_size,
                           cache_dir=str(cache_dir) if cache_dir else None)
 
 
@@ -269,6 +278,8 @@ def default_mask(points: list[tuple[float, float, float, float]], width: int, he
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
+    if args.vae and not args.local:
+        raise UsageError("--vae applies to --local; a daemon uses the VAE it was started with (dragedit serve --vae)")
     submit = load_inputs(args)
     if not args.out.lower().endswith(".png"):
         raise UsageError(f"--out {args.out} must be a .png file (the result has an alpha channel)")

@@ -16,6 +16,7 @@ from .features import UNetRunner
 from .latents import preview
 from .lora import activate_adapter
 from .models import DiffusionModel
+from .precision import cast_base_weights
 
 RECON_ADAPTER = "recon"
 
@@ -133,6 +134,7 @@ class DragContext:
         if self.z0.is_cuda:  # the drag's queued GPU work belongs to the drag phase
             torch.cuda.synchronize(self.z0.device)
         clock = time.perf_counter()
+        cast_base_weights(self.model.unet, self.model.dtype)  # the drag's weight type may differ (precision.py)
         index = self.start if from_index is None else from_index
         steps = self.timesteps[index:]
         original = self.trajectory[self.timesteps[index]] if z_original is None else z_original

@@ -32,6 +32,7 @@ from .latents import Posterior, decode, encode
 from .lora import (RECON_RECIPE, activate_adapter, load_lora_state, read_lora, save_lora,
                    train_reconstruction_lora)
 from .models import DiffusionModel, load_model
+from .precision import cast_base_weights
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ class Engine:
             "model": self.model.source if self.model else self.settings.model,
             "model_loaded": self.model is not None,
             "dtype": str(self.model.dtype).replace("torch.", "") if self.model else self.settings.dtype,
+            "precision": self.model.precision.name if self.model else self.settings.dtype,
+            "vae": self.model.vae_source if self.model else self.settings.vae,
             "work_size": self.settings.work_size or (self.model.native_size if self.model else None),
             "methods": [m.SPEC.as_dict() for m in METHODS.values()],
         }
@@ -119,10 +122,11 @@ class Engine:
 
     # ------------------------------------------------------------------ model
 
-    def ensure_model(self, source: str | None = None, on_progress: ProgressCallback | None = None) -> DiffusionModel:
-        """Load the requested model (or the configured one) unless it is the one in memory."""
-        wanted = source or self.settings.model
-        if self.model is not None and self.model.source == wanted:
+    def ensure_model(self, source: str | None = None, on_progress: ProgressCallback | None = None,
+                     vae: str | None = None) -> DiffusionModel:
+        """Load the requested model and VAE (or the configured ones) unless they are the ones in memory."""
+        wanted, wanted_vae = source or self.settings.model, vae or self.settings.vae
+        if self.model is not None and (self.model.source, self.model.vae_source) == (wanted, wanted_vae):
             return self.model
         if on_progress:
             on_progress(Progress("load", 0, 1))
@@ -130,7 +134,8 @@ class Engine:
             self.model = None
             self.release_memory()
         self._recon_in_unet = None
-        self.model = load_model(wanted, self.settings.device, self.settings.dtype, config=self.settings.model_config)
+        self.model = load_model(wanted, self.settings.device, self.settings.dtype, config=self.settings.model_config,
+                                vae=wanted_vae)
         if on_progress:
             on_progress(Progress("load", 1, 1))
         return self.model
@@ -147,7 +152,7 @@ class Engine:
         except torch.cuda.OutOfMemoryError as exc:
             self.release_memory()
             raise EditError("out_of_memory", f"the GPU ran out of memory: {exc}".split("\n")[0],
-                            "select a smaller region, lower the working size or the steps, or use --dtype fp16") from exc
+                            "select a smaller region, lower the working size or the steps, or use --precision fp16") from exc
 
     def _run(self, request: DragRequest, report: ProgressCallback, cancelled: CancelCheck) -> DragResult:
         timings: dict[str, float] = {}
@@ -158,7 +163,7 @@ class Engine:
         editable, pasted = selection > 0, selection > 127
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
 
-        model = self.ensure_model(request.model, report)
+        model = self.ensure_model(request.model, report, request.vae)
         timings["load"] = time.perf_counter() - clock
 
         points = np.array([p for pair in request.points for p in pair], dtype=np.float64)
@@ -177,12 +182,13 @@ class Engine:
             raise EditError("drag_too_short", "a drag is shorter than one pixel at the model's working resolution",
                             "drag the target farther from its handle, or select a smaller region")
 
-        runner = UNetRunner(model.unet, feature_size)
+        runner = UNetRunner(model.unet, feature_size, autocast=model.precision.autocast)
         try:
             emb = model.encode_prompt(request.prompt)
             posterior = encode(model.vae, work_rgb, model.device)
             z0 = posterior.mean
-            image_key = content_key(work_rgb.tobytes(), work_rgb.shape, model.source)
+            image_key = content_key(work_rgb.tobytes(), work_rgb.shape, model.source, model.vae_source,
+                                    model.precision.name)
             clock = time.perf_counter()
             recon, lora_key, lora_hit = self._reconstruction_lora(runner, model, posterior, emb, image_key,
                                                                   request.prompt, params, report, cancelled)
@@ -217,6 +223,7 @@ class Engine:
                 preview_every=request.preview_every, reference_cache=self.reference_memory,
             )
             clock = time.perf_counter()
+            cast_base_weights(model.unet, model.precision.drag_weights)  # ctx.denoise casts back
             outcome = method.drag(ctx, params)
             drag_and_denoise = elapsed(clock, model.device)
             timings["drag"] = drag_and_denoise - ctx.denoise_seconds
@@ -225,6 +232,7 @@ class Engine:
             timings["denoise"] = ctx.denoise_seconds + elapsed(clock, model.device)
         finally:
             runner.close()
+            cast_base_weights(model.unet, model.dtype)
         out = paste(request.image, pasted, region, edited_work, params["feather"])
         timings["total"] = sum(timings.values())
         final_handles = [tuple(map(float, p)) for p in feature_to_image(outcome.handles.detach().cpu().numpy())]

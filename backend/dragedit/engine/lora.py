@@ -131,6 +131,7 @@ def train_reconstruction_lora(runner: UNetRunner, scheduler, posterior: Posterio
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=lr)
+    scaler = runner.grad_scaler()
     num_train = scheduler.config.num_train_timesteps
     device = posterior.mean.device
     try:
@@ -139,13 +140,8 @@ def train_reconstruction_lora(runner: UNetRunner, scheduler, posterior: Posterio
             noise = torch.randn(latents.shape, generator=generator, device=generator.device).to(device)
             t = torch.randint(0, num_train, (batch,), generator=generator, device=generator.device).to(device)
             noisy = scheduler.add_noise(latents, noise, t)
-            runner.counter.full += 1
-            pred = unet(noisy.to(runner.dtype), t, encoder_hidden_states=emb.expand(batch, -1, -1).to(runner.dtype)).sample
-            loss = torch.nn.functional.mse_loss(pred.float(), noise)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            runner.counter.backward += 1
-            optimizer.step()
+            loss = torch.nn.functional.mse_loss(runner.eps(noisy, t, emb), noise)
+            runner.step(loss, optimizer, scaler)
             if on_step:
                 on_step(step + 1, steps)
     finally:

@@ -175,24 +175,25 @@ def _drag_and_denoise(ctx: DragContext, p: dict, params: list[torch.nn.Parameter
     runner, t, emb = ctx.runner, ctx.t, ctx.emb
     a_t, a_prev = ctx.alpha_bar(t), ctx.alpha_bar(t - ctx.step_size)
     z = z_original = ctx.z_t
-    eps, feats = runner.eps_and_features(z, t, emb)  # the drag adapter still equals the RecLoRA here
-    f0 = feats.detach()
-    x_prev_ref = ddim_step(z, eps.detach(), a_t, a_prev)
+    with torch.no_grad():  # the drag adapter still equals the RecLoRA here; no graph: fp32 in the authors' mode
+        eps, f0 = runner.eps_and_features(z, t, emb)
+    x_prev_ref = ddim_step(z, eps, a_t, a_prev)
     p0, targets = ctx.handles, ctx.targets
     templates = sample_points(f0, p0)
     use_mask = ctx.has_mask and p["mask_weight"] > 0
     optimizer = torch.optim.AdamW(params, lr=p["lr"])
+    scaler = runner.grad_scaler()
     switching = Switching(p)
-    handles, graph = p0.clone(), True
+    handles = p0.clone()
     aim = handles  # where the last DOO step aimed the handles (set by the first one before it is read)
     doo_steps = iteration = 0
     steps = p["drag_steps"]
     while doo_steps < steps:
         ctx.check_cancel()
+        graph = not switching.ilfa_only
+        with torch.set_grad_enabled(graph):
+            eps, feats = runner.eps_and_features(z, t, emb)
         if iteration > 0:
-            graph = not switching.ilfa_only
-            with torch.set_grad_enabled(graph):
-                eps, feats = runner.eps_and_features(z, t, emb)
             tracked, min_d = track_points(feats.detach(), templates, handles, targets, p["r2"],
                                           p["tracking_region"], p["angle_deg"])
             handles = switching.update(handles, tracked, min_d, aim)
@@ -213,10 +214,7 @@ def _drag_and_denoise(ctx: DragContext, p: dict, params: list[torch.nn.Parameter
                 gradient = dds_gradient(runner, ctx.model.scheduler, x0_hat, emb, ctx.generator, ctx.use_adapter,
                                         ctx.recon_adapter, DRAG_ADAPTER)
                 loss = loss + dds_loss(x0_hat, gradient, p["dds_weight"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            runner.counter.backward += 1
-            optimizer.step()
+            runner.step(loss, optimizer, scaler)
             doo_steps += 1
             switching.doo_step_done()
             reached = ((targets - handles).norm(dim=-1, keepdim=True) < 2.0)

@@ -69,6 +69,7 @@ def drag(ctx: DragContext, p: dict) -> DragOutcome:
     z, z_original = ctx.z_t.clone(), ctx.z_t
     total_ops, done_ops, unchanged, stop = p["operations"], 0, 0, False
     log: list[list[int]] = []
+    scaler = runner.grad_scaler()
     for k, t in enumerate(drag_timesteps):
         a_t, a_prev = ctx.alpha_bar(t), ctx.alpha_bar(t - ctx.step_size)
         ref_raw, x_prev_ref = reference[t]
@@ -90,10 +91,7 @@ def drag(ctx: DragContext, p: dict) -> DragOutcome:
                                    reference_points=handles0, max_step=p["beta"], patch_weight=(2 * p["r1"]) ** 2)
                 if use_mask:
                     loss = loss + mask_loss(ddim_step(z, eps, a_t, a_prev), x_prev_ref, ctx.editable, p["mask_weight"])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                runner.counter.backward += 1
-                optimizer.step()
+                runner.step(loss, optimizer, scaler)
             tracked, _ = track_points(feats.detach(), templates, handles, targets, p["r2"])
             unchanged = unchanged + 1 if torch.equal(tracked, handles) else 0
             handles = tracked
