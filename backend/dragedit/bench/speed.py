@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=1, help="repeated drags of the same image after the first (default 1)")
     parser.add_argument("--param", action="append", default=[], metavar="[METHOD.]K=V",
                         help="override a method parameter (all methods that have it, or one with METHOD.); repeatable")
-    parser.add_argument("--no-mask", action="store_true", help="drag without a selection (the default region around the points)")
+    parser.add_argument("--no-mask", action="store_true",
+                        help="drag without a selection (the default region around the points)")
     parser.add_argument("--seed", type=int, default=0, help="the drag's random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", "--dtype", dest="precision", default="auto", choices=PRECISION_MODES,

@@ -36,9 +36,9 @@ class DragContext:
 
     Points live at feature ("supervision") resolution: half the working image, (x, y) order.
     ``trajectory`` holds the inverted latents {t: z_t} for t up to the drag timestep (shared with the
-    cache: never modify its tensors in place). ``editable`` is the binary mask at latent resolution (1 = may
-    change; the user's selection or the default region around the points); ``has_mask`` is False when
-    it covers the whole latent (nothing to keep: no mask loss).
+    cache: never modify its tensors in place). ``editable`` is the binary mask at latent resolution
+    (1 = may change; the user's selection or the default region around the points); ``has_mask`` is
+    False when it covers the whole latent (nothing to keep: no mask loss).
     """
 
     model: DiffusionModel
