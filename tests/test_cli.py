@@ -70,6 +70,16 @@ def test_edit_refuses_bad_input_before_contacting_anyone(picture, tmp_path, extr
     assert message in capsys.readouterr().err
 
 
+def test_edit_without_a_mask_sends_the_default_region_around_the_points(picture, tmp_path, capsys):
+    from dragedit_protocol.regions import region_around_points
+
+    args = cli.build_parser().parse_args(["edit", str(picture), "--points", "8,8:14,10", "--method", "draglora",
+                                          "--out", str(tmp_path / "o.png")])
+    submit = cli.load_inputs(args)
+    assert submit["mask"]["data"] == region_around_points([(8, 8, 14, 10)], 40, 24)
+    assert "no --mask: editing the box x 1..20, y 1..16" in capsys.readouterr().err
+
+
 def test_status_without_a_daemon_says_how_to_start_one(capsys):
     assert cli.main(["status", "--endpoint", "tcp://127.0.0.1:9", "--timeout", "0.5"]) == cli.EXIT_NO_DAEMON
     assert "dragedit serve" in capsys.readouterr().err

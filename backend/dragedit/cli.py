@@ -20,6 +20,11 @@ from typing import Any, Sequence
 from . import __version__
 
 BENCHMARKS = ("speed", "quality", "load", "fuzz", "paste")
+# engine.precision.PRECISION_MODES, written out so that --help does not import torch (a test keeps them equal)
+PRECISION_MODES = ("auto", "authors", "bf16", "fp16", "fp32")
+PRECISION_HELP = ("auto: bf16 (fp16 without bf16 support) on a GPU, fp32 on the CPU; authors: as the methods' "
+                  "authors run on a GPU (fp16 weights, fp32 UNet under fp16 autocast for the drag, fp16 mixed-"
+                  "precision RecLoRA); bf16 / fp16 / fp32: everything in that type. --dtype is the old name")
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON = 1, 2, 3
 
 
@@ -67,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("image", metavar="IMAGE", help="input image (PNG, JPEG, ...)")
     edit.add_argument("--points", action="append", required=True, metavar="X1,Y1:X2,Y2",
                       help="a handle -> target pair in image pixels; repeatable")
-    edit.add_argument("--mask", help="8-bit mask image of the same size (white = may change)")
+    edit.add_argument("--mask", help="8-bit mask image of the same size (white = may change; default: a box around "
+                      "the points, grown by a quarter of the image's short side or the longest drag)")
     edit.add_argument("--method", required=True, help="drag method, e.g. dragdiffusion (see: dragedit status)")
     edit.add_argument("--param", action="append", default=[], metavar="K=V", help="method parameter; repeatable")
     edit.add_argument("--seed", type=int, help="random seed")
@@ -117,7 +123,11 @@ def _engine_options(parser: argparse.ArgumentParser, model_help: str | None = No
                         help="for a single .safetensors checkpoint: a diffusers SD-1.5 folder (or hub id) giving its "
                              "architecture and tokenizer (default: SD-1.5's configs from the hub)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (engine in this process)")
-    parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="precision")
+    parser.add_argument("--precision", "--dtype", dest="precision", default="auto", choices=PRECISION_MODES,
+                        help=PRECISION_HELP)
+    parser.add_argument("--vae", default=None, metavar="VAE",
+                        help="a VAE instead of the model's own: hub id (e.g. stabilityai/sd-vae-ft-mse, GoodDrag's), "
+                             "diffusers folder or .safetensors file")
     parser.add_argument("--work-size", type=int, default=None,
                         help="short side of the working region (multiple of 8; default: the model's native size, "
                              "512 for SD-1.5, 128 for the toy model)")
@@ -153,7 +163,7 @@ def engine_settings(args: argparse.Namespace, cache_dir: Path | None = None):
     if args.work_size is not None and (args.work_size < 64 or args.work_size % 8):
         raise UsageError(f"--work-size {args.work_size} must be a multiple of 8 of at least 64")
     return EngineSettings(model=args.model or DEFAULT_MODEL, model_config=args.model_config,
-                          device=args.device, dtype=args.dtype, work_size=args.work_size,
+                          device=args.device, dtype=args.precision, vae=args.vae, work_size=args.work_size,
                           cache_dir=str(cache_dir) if cache_dir else None)
 
 
@@ -254,16 +264,32 @@ def load_inputs(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"cannot read the image: {exc}")
     if mask is not None and mask.size != rgba.size:
         raise UsageError(f"the mask is {mask.size[0]}x{mask.size[1]} but the image is {rgba.size[0]}x{rgba.size[1]}")
-    message = messages.submit("cli", args.method, rgba.tobytes(), rgba.width, rgba.height, parse_points(args.points),
-                              mask.tobytes() if mask is not None else None, parse_params(args.param), args.model,
-                              args.seed, args.prompt)
+    points = parse_points(args.points)
+    mask_data = mask.tobytes() if mask is not None else default_mask(points, rgba.width, rgba.height)
+    message = messages.submit("cli", args.method, rgba.tobytes(), rgba.width, rgba.height, points, mask_data,
+                              parse_params(args.param), args.model, args.seed, args.prompt)
     try:
         return messages.validate_client({**message, "v": messages.PROTOCOL_VERSION})
     except messages.ProtocolError as err:
         raise UsageError(f"{err.message}{'; ' + err.hint if err.hint else ''}")
 
 
+def default_mask(points: list[tuple[float, float, float, float]], width: int, height: int) -> bytes:
+    """Without --mask: the default editable region around the points, the one the plug-ins send."""
+    from dragedit_protocol.regions import box_mask, region_box_around_points
+
+    try:
+        box = region_box_around_points(points, width, height)
+    except ValueError as exc:
+        raise UsageError(str(exc))
+    print(f"no --mask: editing the box x {box[0]}..{box[2] - 1}, y {box[1]}..{box[3] - 1} around the points",
+          file=sys.stderr)
+    return box_mask(box, width, height)
+
+
 def cmd_edit(args: argparse.Namespace) -> int:
+    if args.vae and not args.local:
+        raise UsageError("--vae applies to --local; a daemon uses the VAE it was started with (dragedit serve --vae)")
     submit = load_inputs(args)
     if not args.out.lower().endswith(".png"):
         raise UsageError(f"--out {args.out} must be a .png file (the result has an alpha channel)")

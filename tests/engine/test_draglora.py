@@ -26,54 +26,85 @@ def _pts(*xy):
     return torch.tensor([list(p) for p in xy], dtype=torch.float32)
 
 
-def test_enters_ilfa_only_after_k_ini_when_confident_and_landed_then_leaves_when_lost():
-    s = _switching()
+def _after_doo_steps(s: Switching, n: int) -> Switching:
+    for _ in range(n):
+        s.doo_step_done()
+    return s
+
+
+def test_enters_ilfa_only_only_when_the_step_count_is_strictly_above_k_ini():
     prev, aim = _pts((5, 5)), _pts((6, 5))
-    s.update(prev, _pts((6, 5)), torch.tensor([0.5]), aim, doo_steps=1)
-    assert not s.ilfa_only  # before k_ini
-    s.update(prev, _pts((6, 5)), torch.tensor([0.5]), aim, doo_steps=2)
+    s = _after_doo_steps(_switching(), 2)
+    s.update(prev, _pts((6, 5)), torch.tensor([0.5]), aim)
+    assert not s.ilfa_only  # step count 2 is not > k_ini 2 (the engine used to enter at >=)
+    s.doo_step_done()
+    s.update(prev, _pts((6, 5)), torch.tensor([0.5]), aim)
     assert s.ilfa_only and s.entries == 1
-    handles = s.update(_pts((6, 5)), _pts((7, 5)), torch.tensor([1.2]), None, doo_steps=2)
-    assert s.ilfa_only and handles.tolist() == [[7, 5]]  # between d1 and d2: stays
-    handles = s.update(_pts((7, 5)), _pts((9, 6)), torch.tensor([1.5]), None, doo_steps=2)
-    assert not s.ilfa_only  # minD > d2: back to DOO ...
-    assert handles.tolist() == [[7, 5]]  # ... and the point keeps its position
 
 
-def test_does_not_enter_when_unconfident_or_off_target():
-    s = _switching()
-    s.update(_pts((5, 5)), _pts((6, 5)), torch.tensor([1.1]), _pts((6, 5)), doo_steps=5)
-    assert not s.ilfa_only  # minD >= d1
-    s.update(_pts((5, 5)), _pts((8, 5)), torch.tensor([0.2]), _pts((6, 5)), doo_steps=5)
-    assert not s.ilfa_only  # landed 2 px from the aim > l2
-    s = _switching()
-    s.update(_pts((5, 5), (9, 9)), _pts((6, 5), (10, 9)), torch.tensor([0.2, 1.05]), _pts((6, 5), (10, 9)), doo_steps=5)
-    assert not s.ilfa_only  # every point must be confident
-
-
-def test_ilfa_only_ends_when_handles_stall_and_is_capped():
-    s = _switching()
-    s.update(_pts((5, 5)), _pts((6, 5)), torch.tensor([0.5]), _pts((6, 5)), doo_steps=3)
-    assert s.ilfa_only
-    for _ in range(draglora.STALL_LIMIT):
-        s.update(_pts((6, 5)), _pts((6, 5)), torch.tensor([0.5]), None, doo_steps=3)
-        assert s.ilfa_only
-    s.update(_pts((6, 5)), _pts((6, 5)), torch.tensor([0.5]), None, doo_steps=3)
-    assert not s.ilfa_only
-    capped = _switching(max_ilfa_steps=4)
-    capped.ilfa_steps = 4
-    capped.update(_pts((5, 5)), _pts((6, 5)), torch.tensor([0.5]), _pts((6, 5)), doo_steps=3)
-    assert not capped.ilfa_only
-
-
-def test_a_lost_point_keeps_its_position_at_most_max_kept_times_in_a_row():
-    s = _switching()
+def test_several_points_confidence_is_the_smallest_minD_and_landing_the_joint_norm():
     prev = _pts((5, 5), (9, 9))
-    tracked = _pts((6, 5), (10, 10))
-    lost = torch.tensor([0.5, 2.0])
-    for _ in range(draglora.MAX_KEPT):
-        assert s.update(prev, tracked, lost, None, doo_steps=0).tolist() == [[6, 5], [9, 9]]
-    assert s.update(prev, tracked, lost, None, doo_steps=0).tolist() == tracked.tolist()
+    s = _after_doo_steps(_switching(), 3)
+    s.update(prev, _pts((6, 5), (10, 9)), torch.tensor([0.2, 1.25]), _pts((6, 5), (10, 9)))
+    assert s.ilfa_only  # one confident point is enough (the engine required every point)
+    s = _after_doo_steps(_switching(), 3)
+    # each point 1.0 from its aim (< l2 = 1.4 each), jointly sqrt(2) = 1.414 > 1.4: not landed
+    s.update(prev, _pts((6, 5), (10, 9)), torch.tensor([0.2, 0.2]), _pts((7, 5), (10, 10)))
+    assert not s.ilfa_only
+
+
+def test_ilfa_only_ends_when_the_smallest_minD_exceeds_d2_and_keeps_no_point_back():
+    s = _after_doo_steps(_switching(), 3)
+    s.update(_pts((5, 5), (9, 9)), _pts((6, 5), (10, 9)), torch.tensor([0.5, 0.5]), _pts((6, 5), (10, 9)))
+    assert s.ilfa_only
+    handles = s.update(_pts((6, 5), (10, 9)), _pts((7, 5), (11, 9)), torch.tensor([0.5, 2.0]), _pts((6, 5), (10, 9)))
+    assert s.ilfa_only and handles.tolist() == [[7, 5], [11, 9]]  # one point lost: stays, nothing kept back
+    handles = s.update(_pts((7, 5), (11, 9)), _pts((8, 5), (12, 9)), torch.tensor([1.4, 2.0]), _pts((6, 5), (10, 9)))
+    assert not s.ilfa_only and handles.tolist() == [[8, 5], [12, 9]]  # every point lost: back to DOO, tracked kept
+
+
+def test_ilfa_only_ends_after_more_than_five_unmoved_iterations_and_is_capped():
+    s = _after_doo_steps(_switching(), 3)
+    s.update(_pts((5, 5)), _pts((6, 5)), torch.tensor([0.5]), _pts((6, 5)))
+    for i in range(draglora.STALL_LIMIT):
+        s.update(_pts((6, 5)), _pts((6, 5)), torch.tensor([0.5]), _pts((6, 5)))
+        if i == 1:  # a move in between does not reset the count (the authors count over the stay)
+            s.update(_pts((6, 5)), _pts((7, 5)), torch.tensor([0.5]), _pts((6, 5)))
+        assert s.ilfa_only
+    s.update(_pts((7, 5)), _pts((7, 5)), torch.tensor([0.5]), _pts((6, 5)))
+    assert not s.ilfa_only
+    capped = _after_doo_steps(_switching(max_ilfa_steps=4), 3)
+    capped.ilfa_steps = 4
+    capped.update(_pts((5, 5)), _pts((6, 5)), torch.tensor([0.5]), _pts((6, 5)))
+    assert not capped.ilfa_only
+    assert SPEC.resolve({})["max_ilfa_steps"] >= 1000  # a safety cap only, far above what a drag needs
+
+
+def test_keep_back_at_most_three_times_in_dOO_mode_each_delaying_ilfa_only():
+    s = _after_doo_steps(_switching(), 3)
+    prev, tracked = _pts((5, 5), (9, 9)), _pts((6, 5), (10, 10))
+    lost = torch.tensor([1.1, 2.0])  # not confident (smallest 1.1 >= d1), one point lost
+    for kept in range(1, draglora.MAX_KEPT + 1):
+        assert s.update(prev, tracked, lost, tracked).tolist() == [[6, 5], [9, 9]]
+        assert s.step_count == 3 - kept and s.keep_backs == kept
+    assert s.update(prev, tracked, lost, tracked).tolist() == tracked.tolist()  # the 4th: tracked accepted
+    assert s.step_count == 0
+
+
+def test_no_keep_back_where_the_entry_test_applies():
+    s = _after_doo_steps(_switching(), 3)
+    # confident (0.5 < d1) after k_ini but not landed: the authors' code skips the keep-back test
+    handles = s.update(_pts((5, 5), (9, 9)), _pts((6, 5), (10, 10)), torch.tensor([0.5, 2.0]), _pts((9, 5), (10, 10)))
+    assert not s.ilfa_only and handles.tolist() == [[6, 5], [10, 10]] and s.keep_backs == 0
+
+
+def test_minD_is_rounded_to_two_decimals():
+    s = _after_doo_steps(_switching(), 3)
+    s.update(_pts((5, 5)), _pts((6, 5)), torch.tensor([0.996]), _pts((6, 5)))
+    assert not s.ilfa_only  # rounds to 1.00, not below d1
+    s = _after_doo_steps(_switching(), 1)
+    handles = s.update(_pts((5, 5)), _pts((6, 5)), torch.tensor([1.304]), _pts((6, 5)))
+    assert handles.tolist() == [[6, 5]] and s.keep_backs == 0  # rounds to 1.30, not above d2
 
 
 def test_schema_publishes_the_defaults_and_rejects_an_unknown_region():
@@ -107,27 +138,30 @@ def _mask() -> np.ndarray:
 
 
 def test_runs_ilfa_only_iterations_without_backward_and_returns_to_doo(engine, monkeypatch):
-    """A scripted tracker: confident and on target, then lost, then never confident enough again."""
+    """A scripted tracker: lost once in DOO mode (kept back), then confident and on target, then lost
+    in ILFA-only mode, then never confident enough again."""
     calls = []
 
     def tracker(features, templates, handles, targets, radius, region="square", angle_deg=30.0):
         calls.append((handles.clone(), region))
         n = len(calls)
-        min_d = 0.5 if n <= 5 else (2.0 if n == 6 else 1.2)
+        min_d = 2.0 if n in (1, 7) else (0.5 if n <= 6 else 1.2)
         return handles + torch.tensor([1.0, 0.0]), torch.full((handles.shape[0],), min_d)
 
     monkeypatch.setattr(draglora, "track_points", tracker)
     progress = []
     request = DragRequest(_image(1), [((10.0, 32.0), (56.0, 32.0))], "draglora",
-                          {**FAST, "drag_steps": 6, "k_ini": 2}, mask=_mask(), seed=3)
+                          {**FAST, "drag_steps": 7, "k_ini": 2}, mask=_mask(), seed=3)
     result = engine.run(request, progress.append)
     drag_steps = [p.step for p in progress if p.phase == "drag"]
-    # DOO, DOO, enter (no DOO), ILFA-only x3, lost -> DOO (re-run with gradients), then DOO to K = 6
-    assert drag_steps == [1, 2, 2, 2, 2, 2, 3, 4, 5, 6]
-    assert result.stats["ilfa_only_steps"] == 4 and result.stats["ilfa_only_entries"] == 1
-    assert result.stats["doo_steps"] == 6
-    assert result.stats["unet_backward"] == FAST["lora_steps"] + 6
-    assert torch.equal(calls[6][0], calls[5][0])  # the lost point kept its position
+    # DOO, kept back + DOO (step count back to 1), DOO, DOO, enter at step count 3 > 2 (no DOO),
+    # ILFA-only x2, every point lost -> DOO (re-run with gradients), then DOO to K = 7
+    assert drag_steps == [1, 2, 3, 4, 4, 4, 4, 5, 6, 7]
+    assert result.stats["ilfa_only_steps"] == 3 and result.stats["ilfa_only_entries"] == 1
+    assert result.stats["keep_backs"] == 1 and result.stats["doo_steps"] == 7
+    assert result.stats["unet_backward"] == FAST["lora_steps"] + 7
+    assert torch.equal(calls[1][0], calls[0][0])  # kept back in DOO mode
+    assert torch.equal(calls[7][0], calls[6][0] + torch.tensor([1.0, 0.0]))  # leaving ILFA-only keeps the tracked one
     assert {region for _, region in calls} == {"distance"}
 
 

@@ -9,6 +9,7 @@ from dragedit.engine.api import EditError
 from dragedit.engine.images import (
     CHANGED, UNCHANGED, Region, blend_weights, check_inputs, crop_to_work, paste, plan_region, sharp_result,
 )
+from dragedit_protocol.regions import region_around_points
 
 
 def _image(h, w, seed=0):
@@ -17,11 +18,22 @@ def _image(h, w, seed=0):
     return img
 
 
-def test_no_selection_means_whole_image_at_working_size():
-    editable = check_inputs(_image(300, 400), None, [((10, 10), (20, 20))])
-    region = plan_region(editable, np.array([[10, 10], [20, 20]]), 512, 64, 4)
-    assert (region.x0, region.y0, region.x1, region.y1) == (0, 0, 400, 300)
-    assert region.work_h == 512 and region.work_w % 64 == 0 and abs(region.work_w - 683) <= 32
+def test_no_selection_means_the_default_region_around_the_points():
+    points = [((100, 120), (130, 110))]
+    selection = check_inputs(_image(300, 400), None, points)
+    assert selection.dtype == np.uint8 and selection.shape == (300, 400)
+    assert selection.tobytes() == region_around_points(points, 400, 300)  # the plug-ins' and the CLI's rule
+    ys, xs = np.nonzero(selection)
+    assert (xs.min(), ys.min(), xs.max(), ys.max()) == (25, 35, 205, 195)  # margin 0.25 x 300 = 75
+    region = plan_region(selection > 0, np.array([[100.0, 120.0], [130.0, 110.0]]), 512, 64, 4)
+    assert (region.x0, region.y0, region.x1, region.y1) == (0, 0, 400, 300)  # grown to the working size
+
+
+def test_a_selection_is_returned_as_given_for_the_drag_and_the_paste():
+    mask = np.zeros((50, 60), np.uint8)
+    mask[10:30, 10:40] = 255
+    mask[30:32, 10:40] = 40  # soft edge: editable for the drag (> 0), not pasted (< 128)
+    assert np.array_equal(check_inputs(_image(50, 60), mask, [((15, 15), (25, 20))]), mask)
 
 
 def test_small_selection_in_a_big_layer_gives_a_small_region():

@@ -112,12 +112,13 @@ def test_feature_only_pass_keeps_the_gradient(model, runner):
 
 
 def test_lora_adapter_trains_saves_and_loads(model, runner, tmp_path):
+    from dragedit.engine.latents import Posterior
     from dragedit.engine.lora import train_reconstruction_lora
 
     emb = model.encode_prompt("")
     z0 = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(4))
-    state = train_reconstruction_lora(runner, model.scheduler, z0, emb, "recon", 4, 3, 1e-3, 2,
-                                      torch.Generator().manual_seed(0))
+    state = train_reconstruction_lora(runner, model.scheduler, Posterior(z0, torch.full_like(z0, 0.1)), emb, "recon",
+                                      4, 3, 1e-3, 2, torch.Generator().manual_seed(0))
     assert state and all(("lora_A" in k or "lora_B" in k) for k in state)
     assert all(v.dtype == torch.float32 for v in state.values())
     assert any(v.abs().sum() > 0 for k, v in state.items() if "lora_B" in k)  # B left its zero init

@@ -54,7 +54,7 @@ def _assert_same_edit(a, b) -> None:
 @pytest.mark.parametrize("method", ["dragdiffusion", "gooddrag", "stabledrag"])
 def test_feature_only_passes_give_the_same_edit_as_full_passes(tiny_model_dir, tmp_path, monkeypatch, method):
     engine = _engine(tiny_model_dir, tmp_path / "cache")
-    request = _request(method, masked=False)  # without a selection these methods need no epsilon in the drag
+    request = _request(method, mask_weight=0.0)  # without the mask loss these methods need no epsilon in the drag
     optimised = engine.run(request)
     assert optimised.stats["unet_feature_forward"] > 0
 

@@ -64,7 +64,9 @@ def test_dragdiffusion_moves_content_towards_the_target(tmp_path):
         assert key in numbers
     assert numbers["cases"] == 2
     assert {name: g["cases"] for name, g in numbers["groups"].items()} == {"unmasked": 1, "masked": 1, "move": 2}
-    assert numbers["moved_fraction"] > 0.25, numbers  # measured with the ground truth, not the method's tracker
+    # measured with the ground truth, not the method's tracker: 0.16 since the RecLoRA trains on draws of
+    # the toy VAE's wide posterior as the authors' code does (0.42 on its mean; issue 16, README Methods)
+    assert numbers["moved_fraction"] > 0.1, numbers
     assert numbers["mean_distance_px"] < numbers["mean_initial_distance_px"]
     for case in numbers["per_case"]:
         assert len(case["tracker_final_handles"]) == case["points"] and case["tracker_distance_px"] >= 0

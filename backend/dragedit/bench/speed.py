@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..cli import PRECISION_HELP, PRECISION_MODES
+
 PHASES = ("load", "lora", "inversion", "drag", "denoise")
 COUNTS = ("unet_forward", "unet_feature_forward", "unet_backward")
 BUILT_MODELS = {"tiny": "tiny", "sd15-random": "sd15"}  # --model name -> build_random_model layout
@@ -55,11 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=1, help="repeated drags of the same image after the first (default 1)")
     parser.add_argument("--param", action="append", default=[], metavar="[METHOD.]K=V",
                         help="override a method parameter (all methods that have it, or one with METHOD.); repeatable")
-    parser.add_argument("--no-mask", action="store_true", help="drag without a selection (whole image editable)")
+    parser.add_argument("--no-mask", action="store_true",
+                        help="drag without a selection (the default region around the points)")
     parser.add_argument("--seed", type=int, default=0, help="the drag's random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                        help="auto: bf16 (fp16 without bf16 support) on a GPU, fp32 on the CPU")
+    parser.add_argument("--precision", "--dtype", dest="precision", default="auto", choices=PRECISION_MODES,
+                        help=PRECISION_HELP)
+    parser.add_argument("--vae", default=None, help="a VAE instead of the model's own (hub id, folder, .safetensors)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for torch (default 1: stable numbers on a shared machine; 0 = torch's default)")
     parser.add_argument("--pass-repeat", type=int, default=10,
@@ -354,7 +358,8 @@ def gib(n: int | None) -> str:
 def format_report(report: dict[str, Any]) -> str:
     """The results as plain-text tables."""
     env = report["environment"]
-    lines = [f"dragedit bench speed: model {env['model']} on {env['device']} ({env['device_name']}), {env['dtype']}, "
+    lines = [f"dragedit bench speed: model {env['model']} on {env['device']} ({env['device_name']}), "
+             f"precision {env['precision']} ({env['dtype']} weights), "
              f"size {env['size']}, torch {env['torch']}, threads {env['threads']}, load average {env['load_average']}"]
     passes = report.get("passes")
     if passes:
@@ -423,7 +428,7 @@ def run(args: argparse.Namespace) -> int:
         source = resolve_model(args.model, models_dir)
 
         # One engine for the single-pass timing: it also warms the device up for every method alike.
-        probe = Engine(EngineSettings(model=source, device=args.device, dtype=args.dtype))
+        probe = Engine(EngineSettings(model=source, device=args.device, dtype=args.precision, vae=args.vae))
         model = probe.ensure_model()
         size = args.size or model.unet.config.sample_size * model.vae_scale_factor
         if size % model.size_multiple:
@@ -431,7 +436,8 @@ def run(args: argparse.Namespace) -> int:
         environment = {
             "model": args.model, "model_source": source, "device": str(model.device),
             "device_name": torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else platform.processor() or "CPU",
-            "dtype": str(model.dtype).replace("torch.", ""), "size": size, "torch": torch.__version__,
+            "dtype": str(model.dtype).replace("torch.", ""), "precision": model.precision.name, "vae": args.vae,
+            "size": size, "torch": torch.__version__,
             "threads": torch.get_num_threads(), "load_average": round(os.getloadavg()[0], 2),
             "masked": not args.no_mask, "seed": args.seed,
         }
@@ -443,7 +449,8 @@ def run(args: argparse.Namespace) -> int:
         release_device_memory()
 
         def settings_for(cache: str) -> EngineSettings:
-            return EngineSettings(model=source, device=args.device, dtype=args.dtype, cache_dir=cache, work_size=size)
+            return EngineSettings(model=source, device=args.device, dtype=args.precision, vae=args.vae, cache_dir=cache,
+                                  work_size=size)
 
         for method in methods:
             request = bench_request(size, method, params[method], args.seed, not args.no_mask)

@@ -12,7 +12,8 @@ class DragRequest:
     """One drag edit of a full-size layer.
 
     image: H x W x 4 uint8 RGBA; mask: H x W uint8 (non-zero = editable) or None for the
-    whole image; points: ((handle_x, handle_y), (target_x, target_y)) in image pixels.
+    default region around the points (``dragedit_protocol.regions``); points: ((handle_x,
+    handle_y), (target_x, target_y)) in image pixels. model / vae: None for the engine's own.
     """
 
     image: np.ndarray
@@ -24,6 +25,7 @@ class DragRequest:
     prompt: str = ""
     model: str | None = None
     preview_every: int = 0
+    vae: str | None = None
 
 
 @dataclass
@@ -79,16 +81,18 @@ class EngineSettings:
     model: "toy" (the model shipped with DragEdit), a hub id, a diffusers folder or a single
     ``.safetensors`` checkpoint. model_config: for a single-file checkpoint, the diffusers SD-1.5
     folder or hub id that gives its architecture and tokenizer (None: diffusers' default, fetched
-    from the hub once). device: "auto" | "cpu" | "cuda" | "cuda:N". dtype: "auto"
-    (bf16/fp16 on a GPU, fp32 on CPU) | "fp32" | "fp16" | "bf16". work_size: the short side
-    of the region the model works on (a multiple of 8); None: the model's native size (512 for
-    SD-1.5, 128 for the toy model).
+    from the hub once). device: "auto" | "cpu" | "cuda" | "cuda:N". dtype: the precision mode
+    (precision.py): "auto" (bf16, or fp16 without bf16, on a GPU; fp32 on CPU) | "authors" | "fp32"
+    | "fp16" | "bf16". vae: a VAE used instead of the model's own (hub id, diffusers folder or
+    .safetensors file; None: the model's). work_size: the short side of the region the model works
+    on (a multiple of 8); None: the model's native size (512 for SD-1.5, 128 for the toy model).
     """
 
     model: str = DEFAULT_MODEL
     model_config: str | None = None
     device: str = "auto"
     dtype: str = "auto"
+    vae: str | None = None
     cache_dir: str | None = None  # None: <user data folder>/cache
     work_size: int | None = None
     memory_cache_items: int = 8

@@ -16,6 +16,7 @@ from .features import UNetRunner
 from .latents import preview
 from .lora import activate_adapter
 from .models import DiffusionModel
+from .precision import cast_base_weights
 
 RECON_ADAPTER = "recon"
 
@@ -35,8 +36,9 @@ class DragContext:
 
     Points live at feature ("supervision") resolution: half the working image, (x, y) order.
     ``trajectory`` holds the inverted latents {t: z_t} for t up to the drag timestep (shared with the
-    cache: never modify its tensors in place). ``editable`` is the mask at latent resolution (1 = may
-    change; all ones when the user gave no selection, ``has_mask`` False).
+    cache: never modify its tensors in place). ``editable`` is the binary mask at latent resolution
+    (1 = may change; the user's selection or the default region around the points); ``has_mask`` is
+    False when it covers the whole latent (nothing to keep: no mask loss).
     """
 
     model: DiffusionModel
@@ -132,6 +134,7 @@ class DragContext:
         if self.z0.is_cuda:  # the drag's queued GPU work belongs to the drag phase
             torch.cuda.synchronize(self.z0.device)
         clock = time.perf_counter()
+        cast_base_weights(self.model.unet, self.model.dtype)  # the drag's weight type may differ (precision.py)
         index = self.start if from_index is None else from_index
         steps = self.timesteps[index:]
         original = self.trajectory[self.timesteps[index]] if z_original is None else z_original

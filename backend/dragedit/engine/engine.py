@@ -26,12 +26,14 @@ from .cache import DiskCache, MemoryCache, content_key
 from .context import RECON_ADAPTER, DragContext
 from .ddim import start_index, timesteps
 from .features import UNetRunner
-from .images import check_inputs, crop_to_work, mask_to_work, paste, plan_region
+from .images import check_inputs, crop_to_work, mask_to_latent, mask_to_work, paste, plan_region
 from .inversion import ddim_invert
-from .latents import decode, encode
-from .lora import activate_adapter, load_lora_state, read_lora, save_lora, train_reconstruction_lora
+from .latents import Posterior, decode, encode
+from .lora import (RECON_RECIPE, activate_adapter, load_lora_state, read_lora, save_lora,
+                   train_reconstruction_lora)
 from .models import DiffusionModel, load_model
 from .work_budget import check_work, feature_channels
+from .precision import cast_base_weights
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,8 @@ class Engine:
             "model": self.model.source if self.model else self.settings.model,
             "model_loaded": self.model is not None,
             "dtype": str(self.model.dtype).replace("torch.", "") if self.model else self.settings.dtype,
+            "precision": self.model.precision.name if self.model else self.settings.dtype,
+            "vae": self.model.vae_source if self.model else self.settings.vae,
             "work_size": self.settings.work_size or (self.model.native_size if self.model else None),
             "methods": [m.SPEC.as_dict() for m in METHODS.values()],
         }
@@ -119,10 +123,11 @@ class Engine:
 
     # ------------------------------------------------------------------ model
 
-    def ensure_model(self, source: str | None = None, on_progress: ProgressCallback | None = None) -> DiffusionModel:
-        """Load the requested model (or the configured one) unless it is the one in memory."""
-        wanted = source or self.settings.model
-        if self.model is not None and self.model.source == wanted:
+    def ensure_model(self, source: str | None = None, on_progress: ProgressCallback | None = None,
+                     vae: str | None = None) -> DiffusionModel:
+        """Load the requested model and VAE (or the configured ones) unless they are the ones in memory."""
+        wanted, wanted_vae = source or self.settings.model, vae or self.settings.vae
+        if self.model is not None and (self.model.source, self.model.vae_source) == (wanted, wanted_vae):
             return self.model
         if on_progress:
             on_progress(Progress("load", 0, 1))
@@ -130,7 +135,8 @@ class Engine:
             self.model = None
             self.release_memory()
         self._recon_in_unet = None
-        self.model = load_model(wanted, self.settings.device, self.settings.dtype, config=self.settings.model_config)
+        self.model = load_model(wanted, self.settings.device, self.settings.dtype, config=self.settings.model_config,
+                                vae=wanted_vae)
         if on_progress:
             on_progress(Progress("load", 1, 1))
         return self.model
@@ -147,24 +153,26 @@ class Engine:
         except torch.cuda.OutOfMemoryError as exc:
             self.release_memory()
             raise EditError("out_of_memory", f"the GPU ran out of memory: {exc}".split("\n")[0],
-                            "select a smaller region, lower the working size or the steps, or use --dtype fp16") from exc
+                            "select a smaller region, lower the working size or the steps, or use --precision fp16") from exc
 
     def _run(self, request: DragRequest, report: ProgressCallback, cancelled: CancelCheck) -> DragResult:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         method = get_method(request.method)
         params = method.SPEC.resolve(request.params)
-        editable = check_inputs(request.image, request.mask, request.points)
+        selection = check_inputs(request.image, request.mask, request.points)
+        editable, pasted = selection > 0, selection > 127
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
 
-        model = self.ensure_model(request.model, report)
+        model = self.ensure_model(request.model, report, request.vae)
         timings["load"] = time.perf_counter() - clock
 
         points = np.array([p for pair in request.points for p in pair], dtype=np.float64)
         work_size = self.settings.work_size or model.native_size
         region = plan_region(editable, points, work_size, model.size_multiple, params["feather"])
         work_rgb = crop_to_work(request.image, region)
-        work_mask = mask_to_work(editable, region)
+        latent_size = (region.work_h // model.vae_scale_factor, region.work_w // model.vae_scale_factor)
+        editable_latent = mask_to_latent(mask_to_work(editable, region), latent_size).to(model.device)
         feature_size = (region.work_h // 2, region.work_w // 2)
         work_points = region.to_work(points)
         feature_points = torch.tensor(np.round(work_points / 2.0), dtype=torch.float32, device=model.device)
@@ -176,14 +184,16 @@ class Engine:
                             "drag the target farther from its handle, or select a smaller region")
 
         check_work(method, params, len(handles), feature_channels(model.unet), model.device)
-        runner = UNetRunner(model.unet, feature_size)
+        runner = UNetRunner(model.unet, feature_size, autocast=model.precision.autocast)
         try:
             emb = model.encode_prompt(request.prompt)
-            z0 = encode(model.vae, work_rgb, model.device)
-            image_key = content_key(work_rgb.tobytes(), work_rgb.shape, model.source)
+            posterior = encode(model.vae, work_rgb, model.device)
+            z0 = posterior.mean
+            image_key = content_key(work_rgb.tobytes(), work_rgb.shape, model.source, model.vae_source,
+                                    model.precision.name)
             clock = time.perf_counter()
-            recon, lora_key, lora_hit = self._reconstruction_lora(runner, model, z0, emb, image_key, request.prompt,
-                                                                  params, report, cancelled)
+            recon, lora_key, lora_hit = self._reconstruction_lora(runner, model, posterior, emb, image_key,
+                                                                  request.prompt, params, report, cancelled)
             timings["lora"] = elapsed(clock, model.device)
 
             clock = time.perf_counter()
@@ -201,9 +211,6 @@ class Engine:
                 report(Progress("inversion", 1, 1, cached=True))
             timings["inversion"] = elapsed(clock, model.device)
 
-            latent_size = z0.shape[-2:]
-            editable_latent = torch.nn.functional.interpolate(
-                torch.from_numpy(work_mask)[None, None], size=latent_size, mode="bilinear").to(model.device)
             generator = torch.Generator(device="cpu").manual_seed(seed)
 
             def feature_to_image(pts: np.ndarray) -> np.ndarray:
@@ -211,12 +218,14 @@ class Engine:
 
             ctx = DragContext(
                 model=model, runner=runner, emb=emb, z0=z0, trajectory=trajectory, timesteps=all_steps, start=start,
-                handles=handles, targets=targets, editable=editable_latent, has_mask=request.mask is not None,
+                handles=handles, targets=targets, editable=editable_latent,
+                has_mask=not bool(editable_latent.all()),
                 generator=generator, recon_adapter=recon, memo_cache=self.memo_memory, memo_prefix=inversion_key,
                 report_progress=report, is_cancelled=cancelled, feature_to_image=feature_to_image,
                 preview_every=request.preview_every, reference_cache=self.reference_memory,
             )
             clock = time.perf_counter()
+            cast_base_weights(model.unet, model.precision.drag_weights)  # ctx.denoise casts back
             outcome = method.drag(ctx, params)
             drag_and_denoise = elapsed(clock, model.device)
             timings["drag"] = drag_and_denoise - ctx.denoise_seconds
@@ -226,14 +235,15 @@ class Engine:
             timings["denoise"] = ctx.denoise_seconds + elapsed(clock, model.device)
         finally:
             runner.close()
-        out = paste(request.image, editable, region, edited_work, reference_work, params["feather"])
+            cast_base_weights(model.unet, model.dtype)
+        out = paste(request.image, pasted, region, edited_work, reference_work, params["feather"])
         timings["total"] = sum(timings.values())
         final_handles = [tuple(map(float, p)) for p in feature_to_image(outcome.handles.detach().cpu().numpy())]
         stats = {**runner.counter.as_dict(), **outcome.stats,
                  "region": [region.x0, region.y0, region.x1, region.y1], "work_size": [region.work_w, region.work_h]}
         return DragResult(out, final_handles, timings, seed, {"lora": lora_hit, "inversion": inversion_hit}, stats)
 
-    def _reconstruction_lora(self, runner: UNetRunner, model: DiffusionModel, z0: torch.Tensor, emb: torch.Tensor,
+    def _reconstruction_lora(self, runner: UNetRunner, model: DiffusionModel, posterior: Posterior, emb: torch.Tensor,
                              image_key: str, prompt: str, params: dict, report: ProgressCallback,
                              cancelled: CancelCheck) -> tuple[str | None, str, bool]:
         """Make the RecLoRA adapter active for this image: from memory, disk, or trained now.
@@ -242,7 +252,7 @@ class Engine:
         Training is seeded from the image key, so a cached and a fresh adapter are the same.
         """
         steps, rank = params["lora_steps"], params["lora_rank"]
-        key = content_key(image_key, prompt, steps, rank, params["lora_lr"], params["lora_batch"])
+        key = content_key(image_key, prompt, steps, rank, params["lora_lr"], params["lora_batch"], RECON_RECIPE)
         if steps == 0:
             activate_adapter(model.unet, None)
             return None, key, False
@@ -260,7 +270,7 @@ class Engine:
         else:
             self._recon_in_unet = None
             generator = torch.Generator(device="cpu").manual_seed(int(key[:8], 16))
-            state = train_reconstruction_lora(runner, model.scheduler, z0, emb, RECON_ADAPTER, rank, steps,
+            state = train_reconstruction_lora(runner, model.scheduler, posterior, emb, RECON_ADAPTER, rank, steps,
                                               params["lora_lr"], params["lora_batch"], generator,
                                               phase_steps("lora", report, cancelled))
             try:

@@ -5,6 +5,7 @@ convolution) are skipped when epsilon is not needed.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -31,11 +32,17 @@ class PassCounter:
 
 @dataclass
 class UNetRunner:
-    """Runs one UNet in its own dtype on fp32 inputs; captures up_blocks[2]; counts passes."""
+    """Runs one UNet in its own dtype on fp32 inputs; captures up_blocks[2]; counts passes.
+
+    With ``autocast`` set, passes that build a graph (RecLoRA training, the drag's supervised passes)
+    run under autocast to that type and ``step`` scales the loss (precision.py: the authors' mode);
+    passes without gradients run in the weights' type.
+    """
 
     unet: torch.nn.Module
     feature_size: tuple[int, int]  # (H/2, W/2) of the working image
     counter: PassCounter = field(default_factory=PassCounter)
+    autocast: torch.dtype | None = None
 
     def __post_init__(self) -> None:
         self._captured: torch.Tensor | None = None
@@ -54,11 +61,29 @@ class UNetRunner:
     def dtype(self) -> torch.dtype:
         return next(self.unet.parameters()).dtype
 
-    def _forward(self, z: torch.Tensor, t: int, emb: torch.Tensor) -> torch.Tensor:
-        emb = emb.expand(z.shape[0], -1, -1) if emb.shape[0] != z.shape[0] else emb
-        return self.unet(z.to(self.dtype), t, encoder_hidden_states=emb.to(self.dtype)).sample.float()
+    @property
+    def device_type(self) -> str:
+        return next(self.unet.parameters()).device.type
 
-    def eps(self, z: torch.Tensor, t: int, emb: torch.Tensor) -> torch.Tensor:
+    def _forward(self, z: torch.Tensor, t: int | torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        emb = emb.expand(z.shape[0], -1, -1) if emb.shape[0] != z.shape[0] else emb
+        mixed = self.autocast is not None and torch.is_grad_enabled()
+        with torch.autocast(self.device_type, dtype=self.autocast) if mixed else nullcontext():
+            return self.unet(z.to(self.dtype), t, encoder_hidden_states=emb.to(self.dtype)).sample.float()
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A gradient scaler for one optimisation: active only under fp16 autocast."""
+        return torch.amp.GradScaler(self.device_type, enabled=self.autocast == torch.float16)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        """One optimiser step on ``loss``: clear the gradients, backward (scaled), step, count the pass."""
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        self.counter.backward += 1
+        scaler.step(optimizer)
+        scaler.update()
+
+    def eps(self, z: torch.Tensor, t: int | torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """Noise prediction only."""
         self.counter.full += 1
         out = self._forward(z, t, emb)

@@ -7,13 +7,24 @@ nothing, the input's own full-resolution detail is kept (only the edit's low-res
 scaled up and added), and only where content changed does the scaled-up model image show. It is
 blended in with weights that are 1 inside the mask and fall to 0 over ``feather`` pixels outside it:
 pixels outside the mask dilated by the feather are bit-identical to the input.
+
+Two masks come from the user's selection (as in the authors' code for the first): the drag's
+editable region is every selected pixel (> 0), carried to the working size by "any selected pixel
+covers it" and to the latent by nearest-neighbour sampling twice (half size, then latent size), so
+the drag sees a binary mask; the paste blends in where the selection is at least half selected
+(>= 128), feathered. A request without a selection gets the default region around the points
+(``dragedit_protocol.regions``), the same one the plug-ins and the CLI send.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image, ImageFilter
+
+from dragedit_protocol.regions import region_around_points
 
 from .api import EditError
 
@@ -52,20 +63,20 @@ class Region:
 
 
 def check_inputs(image: np.ndarray, mask: np.ndarray | None, points: list) -> np.ndarray:
-    """Validate a full-size request; returns the editable mask as bool (all True when none)."""
+    """Validate a full-size request; returns the selection as H x W uint8 (0 = keep, > 0 = may change).
+
+    Without a mask it is the default region around the points (255 inside, 0 outside).
+    """
     if image.ndim != 3 or image.shape[2] != 4 or image.dtype != np.uint8:
         raise EditError("bad_image", f"the image must be H x W x 4 uint8 RGBA, got {image.shape} {image.dtype}")
     height, width = image.shape[:2]
-    if mask is None:
-        editable = np.ones((height, width), dtype=bool)
-    else:
+    if mask is not None:
         if mask.shape != (height, width):
             raise EditError("bad_mask", f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}",
                             "use a selection of the layer's size")
-        editable = mask > 127
-        if not editable.any():
+        if not (mask > 127).any():
             raise EditError("empty_mask", "the selection (editable region) is empty",
-                            "select the region that may change, or select nothing to edit the whole layer")
+                            "select the region that may change, or select nothing to edit the area around the points")
     if not points:
         raise EditError("no_points", "no drag points were given", "add at least one handle -> target pair")
     for i, (handle, target) in enumerate(points):
@@ -75,7 +86,9 @@ def check_inputs(image: np.ndarray, mask: np.ndarray | None, points: list) -> np
                                 "move the point inside the layer")
         if tuple(handle) == tuple(target):
             raise EditError("bad_points", f"point pair {i + 1} has its target on its handle", "drag the target away from the handle")
-    return editable
+    if mask is None:
+        return np.frombuffer(region_around_points(points, width, height), np.uint8).reshape(height, width)
+    return mask
 
 
 def plan_region(editable: np.ndarray, points: np.ndarray, work_size: int, multiple: int, feather: int,
@@ -146,9 +159,25 @@ def crop_to_work(image: np.ndarray, region: Region) -> np.ndarray:
 
 
 def mask_to_work(editable: np.ndarray, region: Region) -> np.ndarray:
-    """The editable mask over the region at working size, float in [0, 1]."""
-    crop = Image.fromarray((editable[region.y0:region.y1, region.x0:region.x1] * 255).astype(np.uint8))
-    return np.asarray(crop.resize((region.work_w, region.work_h), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+    """The editable mask (bool) over the region at working size: a working pixel is editable when
+    any editable image pixel falls in it (area coverage > 0, so a thin selection is not lost)."""
+    crop = Image.fromarray(editable[region.y0:region.y1, region.x0:region.x1].astype(np.uint8) * 255)
+    return np.asarray(crop.resize((region.work_w, region.work_h), Image.Resampling.BOX)) > 0
+
+
+def mask_to_latent(work_mask: np.ndarray, latent_size: tuple[int, int]) -> torch.Tensor:
+    """The working-size mask at latent size as the authors sample it: nearest-neighbour to half the
+    working size (the supervision resolution), then nearest-neighbour to the latent. 1 x 1 x h x w, 0/1.
+
+    Raises EditError when no editable latent pixel is left (a selection thinner than the sampling step).
+    """
+    mask = torch.from_numpy(np.ascontiguousarray(work_mask)).float()[None, None]
+    half = F.interpolate(mask, size=(work_mask.shape[0] // 2, work_mask.shape[1] // 2), mode="nearest")
+    latent = F.interpolate(half, size=tuple(latent_size), mode="nearest")
+    if not bool(latent.any()):
+        raise EditError("mask_too_small", "the selection is too thin to edit at the model's working resolution",
+                        "select a larger region around what should move")
+    return latent
 
 
 def blend_weights(editable: np.ndarray, feather: int) -> np.ndarray:

@@ -1,6 +1,8 @@
 """VAE encode/decode between working images and latents, and a cheap latent preview."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -13,13 +15,27 @@ LATENT_TO_RGB = torch.tensor([
 ])
 
 
+@dataclass(frozen=True)
+class Posterior:
+    """The VAE's Gaussian posterior of an image in latent units (x scaling factor), fp32, 1 x 4 x h x w."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """``batch`` independent draws (what the authors' RecLoRA training encodes each step)."""
+        noise = torch.randn((batch, *self.mean.shape[1:]), generator=generator, device=generator.device)
+        return self.mean + self.std * noise.to(self.mean.device)
+
+
 @torch.no_grad()
-def encode(vae, rgb: np.ndarray, device: torch.device) -> torch.Tensor:
-    """H x W x 3 uint8 -> 1 x 4 x h x w latent (VAE mean x scaling factor), fp32."""
+def encode(vae, rgb: np.ndarray, device: torch.device) -> Posterior:
+    """H x W x 3 uint8 -> the posterior; its mean is the image latent the drag starts from."""
     dtype = next(vae.parameters()).dtype
     x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
-    mean = vae.encode(x.to(device, dtype)).latent_dist.mean
-    return (mean * vae.config.scaling_factor).float()
+    dist = vae.encode(x.to(device, dtype)).latent_dist
+    scale = vae.config.scaling_factor
+    return Posterior((dist.mean * scale).float(), (dist.std * scale).float())
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 
 from .features import UNetRunner
+from .latents import Posterior
 
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
 
@@ -111,14 +112,18 @@ def read_lora(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-def train_reconstruction_lora(runner: UNetRunner, scheduler, z0: torch.Tensor, emb: torch.Tensor, name: str, rank: int,
-                              steps: int, lr: float, batch: int, generator: torch.Generator,
+RECON_RECIPE = "posterior-sample"  # what RecLoRA training fits (in the cache key: other recipes are not reused)
+
+
+def train_reconstruction_lora(runner: UNetRunner, scheduler, posterior: Posterior, emb: torch.Tensor, name: str,
+                              rank: int, steps: int, lr: float, batch: int, generator: torch.Generator,
                               on_step: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
     """Fine-tune a fresh LoRA so the UNet reconstructs this image (epsilon-MSE, random timesteps).
 
-    The batch repeats the image latent (the working image already is the resized crop, so the
-    reference's resize + random crop to the working size is the identity) with independent noise and
-    timesteps uniform in [0, num_train_timesteps).
+    Each step's batch holds fresh draws of the image's VAE posterior, as in the authors' training
+    (the working image already is the resized crop, so the reference's resize + random crop to the
+    working size is the identity), with independent noise and timesteps uniform in
+    [0, num_train_timesteps). Everything random comes from ``generator``.
     """
     unet = runner.unet
     add_lora(unet, name, rank, generator)
@@ -126,20 +131,17 @@ def train_reconstruction_lora(runner: UNetRunner, scheduler, z0: torch.Tensor, e
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=lr)
+    scaler = runner.grad_scaler()
     num_train = scheduler.config.num_train_timesteps
-    latents = z0.expand(batch, -1, -1, -1)
+    device = posterior.mean.device
     try:
         for step in range(steps):
-            noise = torch.randn(latents.shape, generator=generator, device=generator.device).to(z0.device)
-            t = torch.randint(0, num_train, (batch,), generator=generator, device=generator.device).to(z0.device)
+            latents = posterior.sample(batch, generator)
+            noise = torch.randn(latents.shape, generator=generator, device=generator.device).to(device)
+            t = torch.randint(0, num_train, (batch,), generator=generator, device=generator.device).to(device)
             noisy = scheduler.add_noise(latents, noise, t)
-            runner.counter.full += 1
-            pred = unet(noisy.to(runner.dtype), t, encoder_hidden_states=emb.expand(batch, -1, -1).to(runner.dtype)).sample
-            loss = torch.nn.functional.mse_loss(pred.float(), noise)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            runner.counter.backward += 1
-            optimizer.step()
+            loss = torch.nn.functional.mse_loss(runner.eps(noisy, t, emb), noise)
+            runner.step(loss, optimizer, scaler)
             if on_step:
                 on_step(step + 1, steps)
     finally:

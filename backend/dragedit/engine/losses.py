@@ -24,6 +24,7 @@ def motion_loss(
     max_step: float | None = None,
     reach: float = 2.0,
     self_referenced: torch.Tensor | None = None,
+    patch_weight: float | None = None,
 ) -> torch.Tensor:
     """Pull the content at each handle one step towards its target.
 
@@ -34,7 +35,8 @@ def motion_loss(
     the fixed template F0 at p0. With ``self_referenced`` (N booleans) those points use the
     self-referenced patch and the others the given reference (StableDrag's confident supervision).
     Points already within ``reach`` pixels of their target are left out.
-    Each point contributes (2r+1)^2 x mean |moving - reference|.
+    Each point contributes ``patch_weight`` x mean |moving - reference|: (2r+1)^2 by default
+    (DragDiffusion, StableDrag, DragLoRA); the authors' GoodDrag uses (2r)^2.
     """
     active = (targets - handles).norm(dim=-1) >= reach
     if not bool(active.any()):
@@ -48,7 +50,8 @@ def motion_loss(
         ref = torch.where(self_referenced[active][:, None, None, None], own, ref)
     moved = sample_patches(features, h + motion_directions(h, t, max_step), radius)
     per_point = (moved - ref).abs().mean(dim=(1, 2, 3))
-    return (2 * radius + 1) ** 2 * per_point.sum()
+    weight = (2 * radius + 1) ** 2 if patch_weight is None else patch_weight
+    return weight * per_point.sum()
 
 
 def mask_loss(x_prev: torch.Tensor, x_prev_ref: torch.Tensor, editable: torch.Tensor, weight: float) -> torch.Tensor:

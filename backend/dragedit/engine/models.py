@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .api import EditError
+from .precision import Precision, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,14 @@ class DiffusionModel:
     tokenizer: object
     scheduler: object  # diffusers DDIMScheduler
     device: torch.device
-    dtype: torch.dtype
+    precision: Precision
+    vae_source: str | None = None  # a VAE loaded in place of the model's own (None: its own)
     _prompt_cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' type at rest."""
+        return self.precision.weights
 
     @property
     def vae_scale_factor(self) -> int:
@@ -82,17 +90,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    try:
-        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-    except KeyError:
-        raise EditError("bad_setting", f"unknown dtype '{dtype}'", "use auto, fp32, fp16 or bf16") from None
-
-
 def describe_source(source: str) -> str:
     """What kind of model source a string names: toy, folder, single_file or hub."""
     if source == "toy":
@@ -105,17 +102,19 @@ def describe_source(source: str) -> str:
     return "hub"
 
 
-def load_model(source: str, device: str = "auto", dtype: str = "auto", config: str | None = None) -> DiffusionModel:
+def load_model(source: str, device: str = "auto", dtype: str = "auto", config: str | None = None,
+               vae: str | None = None) -> DiffusionModel:
     """Load a model from "toy", a diffusers folder, a single ``.safetensors`` file or a hub id.
 
-    config: for a single file, the diffusers SD-1.5 folder or hub id that gives its architecture and
-    tokenizer (None: diffusers' default, SD-1.5's configs fetched from the hub once, then cached).
-    Raises EditError with what went wrong and what to try.
+    dtype: the precision mode (precision.py: auto, authors, bf16, fp16, fp32). config: for a single
+    file, the diffusers SD-1.5 folder or hub id that gives its architecture and tokenizer (None:
+    diffusers' default, SD-1.5's configs fetched from the hub once, then cached). vae: a VAE to use
+    instead of the model's own (see load_vae). Raises EditError with what went wrong and what to try.
     """
     from diffusers import DDIMScheduler
 
     dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
+    precision = resolve_precision(dtype, dev)
     kind = describe_source(source)
     try:
         if kind == "toy":
@@ -134,13 +133,45 @@ def load_model(source: str, device: str = "auto", dtype: str = "auto", config: s
         log.exception("model %s failed to load", source)
         raise EditError("model_load", f"the model '{source}' could not be loaded: {type(exc).__name__}: {exc}",
                         _load_hint(kind)) from exc
-    unet, vae, text_encoder, tokenizer, num_train = parts
-    for module in (unet, vae, text_encoder):
+    unet, own_vae, text_encoder, tokenizer, num_train = parts
+    vae_module = own_vae if vae is None else load_vae(vae, own_vae)
+    for module in (unet, vae_module, text_encoder):
         module.requires_grad_(False)
         module.eval()
-        module.to(dev, dt)
+        module.to(dev, precision.weights)
     scheduler = DDIMScheduler(**ddim_scheduler_config(num_train))
-    return DiffusionModel(source, unet, vae, text_encoder, tokenizer, scheduler, dev, dt)
+    return DiffusionModel(source, unet, vae_module, text_encoder, tokenizer, scheduler, dev, precision, vae)
+
+
+def load_vae(source: str, model_vae):
+    """An AutoencoderKL from a hub id, a diffusers folder (the VAE's own, or a model's with vae/) or a
+    single ``.safetensors`` file (diffusers or original layout, with the architecture of ``model_vae``,
+    the model's own VAE). Safetensors only, like the models. Raises EditError with what to try."""
+    from diffusers import AutoencoderKL
+
+    kind = describe_source(source)
+    path = Path(source).expanduser()
+    hint = "give --vae a diffusers VAE folder, a .safetensors VAE file, or a hub id downloaded before"
+    if kind == "single_file" and path.suffix != ".safetensors":
+        raise EditError("unsafe_model", f"'{path.name}' is not a .safetensors file; pickled VAEs are never loaded",
+                        "convert the VAE to .safetensors, or use a diffusers folder")
+    try:
+        if kind == "single_file":
+            if not path.is_file():
+                raise EditError("model_load", f"the VAE file '{path}' does not exist", hint)
+            with tempfile.TemporaryDirectory(prefix="dragedit-vae-config-") as folder:
+                model_vae.save_config(folder)
+                return AutoencoderKL.from_single_file(str(path), config=folder, local_files_only=True)
+        if kind == "folder":
+            subfolder = "vae" if (path / "vae").is_dir() else None
+            return AutoencoderKL.from_pretrained(path, subfolder=subfolder, use_safetensors=True)
+        return AutoencoderKL.from_pretrained(source, use_safetensors=True)
+    except EditError:
+        raise
+    except Exception as exc:  # diffusers raises many types; the user needs the sentence
+        log.exception("VAE %s failed to load", source)
+        raise EditError("model_load", f"the VAE '{source}' could not be loaded: {type(exc).__name__}: {exc}",
+                        hint) from exc
 
 
 def _load_hint(kind: str) -> str:

@@ -66,6 +66,7 @@ def optimise_latent(ctx: DragContext, start: LatentDragStart, p: dict, track: Tr
     handles = ctx.handles.clone()
     z = ctx.z_t.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=p["lr"])
+    scaler = runner.grad_scaler()
     steps = p["drag_steps"]
     for step in range(steps):
         ctx.check_cancel()
@@ -81,9 +82,6 @@ def optimise_latent(ctx: DragContext, start: LatentDragStart, p: dict, track: Tr
         loss = supervise(feats, handles)
         if start.next_latent is not None:
             loss = loss + mask_loss(ddim_step(z, eps, a_t, a_prev), start.next_latent, ctx.editable, p["mask_weight"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        runner.counter.backward += 1
-        optimizer.step()
+        runner.step(loss, optimizer, scaler)
         ctx.report("drag", step + 1, steps, handles, z.detach())
     return z.detach(), handles, steps

@@ -11,17 +11,26 @@ and ends with ILFA: one DDIM step t -> t - 20 with the drag adapter, re-noised b
 mask. K counts DOO steps only. The rest is denoised with the drag adapter on the edited branch and
 the RecLoRA as the mutual-attention reference.
 
-Choices the paper leaves open (and where the authors' code differs):
-- Several points: ILFA-only mode starts when EVERY point is confident (minD < d1) and landed within
-  l2 of its aim, and ends when ANY point's minD exceeds d2 (the authors' code takes the minimum minD
-  over points for both and the joint norm of all displacements; identical for one point). It also
-  ends after more than 5 ILFA-only iterations without any handle moving (authors' code), and is not
-  entered again once ``max_ilfa_steps`` ILFA-only iterations ran, so a run always ends.
-- A point whose minD > d2 keeps its previous position at most 3 iterations in a row, then the
-  tracked position is accepted (authors' code): a point that lost its template cannot stall the drag.
+Switching follows the authors' code where the paper is silent (METHODS.md, "Where the authors' code
+is more precise"):
+- ILFA-only mode starts when the authors' step count (DOO steps minus keep-backs) is strictly greater
+  than k_ini, the smallest minD over the points is below d1 (confident) and the joint norm of all
+  points' displacements from where the last DOO step aimed them is below l2 (landed).
+- It ends when the smallest minD exceeds d2, or after more than 5 ILFA-only iterations (counted over
+  the stay) in which no handle moved.
+- Outside ILFA-only mode, when the entry test does not apply (too early or not confident) and the
+  largest minD exceeds d2, the points with minD > d2 keep their previous positions and the step
+  count goes back by one (delaying ILFA-only mode); after 3 keep-backs in a row the tracked
+  positions are accepted. A keep-back series ends at the first tracking where no point is lost.
+- minD is rounded to 2 decimals before every comparison.
+- There is no limit on ILFA-only iterations in the authors' code; ``max_ilfa_steps`` (default 1000,
+  far above what a drag needs) only guarantees that a run ends: once reached, ILFA-only mode is
+  not entered again.
+Other choices:
 - DDS: tau uniform in [0, T); x0_hat comes from the DOO pass's epsilon (no extra pass); the weight
   multiplies a mean over latent elements, the scale the published weight 50 was chosen for.
-- ILFA blends with the soft latent mask; with no selection it applies to the whole latent.
+- ILFA applies inside the binary latent mask (the user's selection, or the default region around the
+  points when there is none), and the original latent is kept outside it.
 - An ILFA-only iteration makes one pass without gradients and reuses its epsilon for ILFA; when
   ILFA-only mode ends in such an iteration, the DOO step re-runs the pass with gradients.
 - lora_steps = 0: the drag adapter starts as a zero-effect adapter seeded from the job's seed, and
@@ -49,8 +58,8 @@ from .base import MethodSpec, Param
 from .common import all_reached, shared_params
 
 DRAG_ADAPTER = "drag"
-MAX_KEPT = 3  # iterations in a row an unconfident point may keep its position
-STALL_LIMIT = 5  # ILFA-only iterations without movement before DOO resumes
+MAX_KEPT = 3  # keep-backs in a row before the tracked positions are accepted
+STALL_LIMIT = 5  # ILFA-only mode ends after more than this many iterations without movement
 
 SPEC = MethodSpec(
     name="draglora",
@@ -78,40 +87,59 @@ SPEC = MethodSpec(
               "Above this best-match distance a point keeps its position and adaptation-only mode ends.", 0.0, 100.0),
         Param("l2", "float", 1.4,
               "A handle landed when within this distance (feature pixels) of where the last DOO step aimed it.", 0.0, 32.0),
-        Param("max_ilfa_steps", "int", 80, "Most adaptation-only iterations in one drag.", 0, 1000),
+        Param("max_ilfa_steps", "int", 1000, "Most adaptation-only iterations in one drag.", 0, 100000),
     ) + shared_params(lora_steps=80, inversion_strength=0.7),
 )
 
 
+def round_distance(min_d: torch.Tensor) -> torch.Tensor:
+    """minD rounded to 2 decimals, as the authors compare it with d1 and d2."""
+    return torch.round(min_d.double() * 100) / 100
+
+
 @dataclass
 class Switching:
-    """DragLoRA's adaptive switching between DOO and ILFA-only iterations."""
+    """DragLoRA's adaptive switching between DOO and ILFA-only iterations (rules in the module doc)."""
 
     p: dict
     ilfa_only: bool = False
+    step_count: int = 0  # the authors' step index: DOO steps run minus keep-backs
     entries: int = 0
     ilfa_steps: int = 0
-    stalled: int = 0
+    unmoved: int = 0
     kept: int = 0
+    keep_backs: int = 0
 
-    def update(self, previous: torch.Tensor, tracked: torch.Tensor, min_d: torch.Tensor, aim: torch.Tensor | None,
-               doo_steps: int) -> torch.Tensor:
-        """Take a tracking outcome; returns the handles to use and updates the mode."""
-        lost = min_d > self.p["d2"]
-        landed = ((tracked - aim).norm(dim=-1) < self.p["l2"]).all() if aim is not None else lost.new_zeros(())
-        any_lost, confident, landed, unmoved = torch.stack(
-            [lost.any(), (min_d < self.p["d1"]).all(), landed, (tracked == previous).all()]).tolist()
-        if any_lost and self.kept < MAX_KEPT:
-            handles, self.kept = torch.where(lost[:, None], previous, tracked), self.kept + 1
-        else:
-            handles, self.kept = tracked, 0
-        may_enter = self.ilfa_steps < self.p["max_ilfa_steps"]
+    def doo_step_done(self) -> None:
+        self.step_count += 1
+
+    def update(self, previous: torch.Tensor, tracked: torch.Tensor, min_d: torch.Tensor,
+               aim: torch.Tensor) -> torch.Tensor:
+        """Take a tracking outcome (``aim``: where the last DOO step aimed the handles); returns the
+        handles to use and updates the mode."""
+        min_d = round_distance(min_d)
+        lowest, highest, landed_by, unmoved = torch.stack([
+            min_d.min(), min_d.max(), (tracked - aim).norm().double(), (tracked == previous).all().double()]).tolist()
+        p = self.p
         if self.ilfa_only:
-            self.stalled += unmoved
-            self.ilfa_only = not (any_lost or self.stalled > STALL_LIMIT or not may_enter)
-        elif may_enter and doo_steps >= self.p["k_ini"] and confident and landed:
-            self.ilfa_only, self.stalled, self.entries = True, 0, self.entries + 1
-        return handles
+            self.unmoved += int(unmoved)
+            if lowest > p["d2"] or self.unmoved > STALL_LIMIT:
+                self.ilfa_only, self.unmoved = False, 0
+            return tracked
+        if self.step_count > p["k_ini"] and lowest < p["d1"]:
+            if landed_by < p["l2"] and self.ilfa_steps < p["max_ilfa_steps"]:
+                self.ilfa_only, self.entries = True, self.entries + 1
+            return tracked
+        if highest > p["d2"]:
+            self.kept += 1
+            if self.kept <= MAX_KEPT:
+                self.step_count -= 1
+                self.keep_backs += 1
+                return torch.where((min_d > p["d2"])[:, None], previous, tracked)
+            self.kept = 0
+            return tracked
+        self.kept = 0
+        return tracked
 
 
 def start_drag_adapter(ctx: DragContext, rank: int) -> list[torch.nn.Parameter]:
@@ -147,31 +175,32 @@ def _drag_and_denoise(ctx: DragContext, p: dict, params: list[torch.nn.Parameter
     runner, t, emb = ctx.runner, ctx.t, ctx.emb
     a_t, a_prev = ctx.alpha_bar(t), ctx.alpha_bar(t - ctx.step_size)
     z = z_original = ctx.z_t
-    eps, feats = runner.eps_and_features(z, t, emb)  # the drag adapter still equals the RecLoRA here
-    f0 = feats.detach()
-    x_prev_ref = ddim_step(z, eps.detach(), a_t, a_prev)
+    with torch.no_grad():  # the drag adapter still equals the RecLoRA here; no graph: fp32 in the authors' mode
+        eps, f0 = runner.eps_and_features(z, t, emb)
+    x_prev_ref = ddim_step(z, eps, a_t, a_prev)
     p0, targets = ctx.handles, ctx.targets
     templates = sample_points(f0, p0)
     use_mask = ctx.has_mask and p["mask_weight"] > 0
     optimizer = torch.optim.AdamW(params, lr=p["lr"])
+    scaler = runner.grad_scaler()
     switching = Switching(p)
-    handles, aim, graph = p0.clone(), None, True
+    handles = p0.clone()
+    aim = handles  # where the last DOO step aimed the handles (set by the first one before it is read)
     doo_steps = iteration = 0
     steps = p["drag_steps"]
     while doo_steps < steps:
         ctx.check_cancel()
+        graph = not switching.ilfa_only
+        with torch.set_grad_enabled(graph):
+            eps, feats = runner.eps_and_features(z, t, emb)
         if iteration > 0:
-            graph = not switching.ilfa_only
-            with torch.set_grad_enabled(graph):
-                eps, feats = runner.eps_and_features(z, t, emb)
             tracked, min_d = track_points(feats.detach(), templates, handles, targets, p["r2"],
                                           p["tracking_region"], p["angle_deg"])
-            handles = switching.update(handles, tracked, min_d, aim, doo_steps)
+            handles = switching.update(handles, tracked, min_d, aim)
         iteration += 1
         if all_reached(handles, targets):
             ctx.report("drag", steps, steps, handles, z)
             break
-        aim = None
         if switching.ilfa_only:
             switching.ilfa_steps += 1
         else:
@@ -185,11 +214,9 @@ def _drag_and_denoise(ctx: DragContext, p: dict, params: list[torch.nn.Parameter
                 gradient = dds_gradient(runner, ctx.model.scheduler, x0_hat, emb, ctx.generator, ctx.use_adapter,
                                         ctx.recon_adapter, DRAG_ADAPTER)
                 loss = loss + dds_loss(x0_hat, gradient, p["dds_weight"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            runner.counter.backward += 1
-            optimizer.step()
+            runner.step(loss, optimizer, scaler)
             doo_steps += 1
+            switching.doo_step_done()
             reached = ((targets - handles).norm(dim=-1, keepdim=True) < 2.0)
             aim = torch.where(reached, targets, handles + motion_directions(handles, targets))
             with torch.no_grad():
@@ -198,5 +225,5 @@ def _drag_and_denoise(ctx: DragContext, p: dict, params: list[torch.nn.Parameter
         z = adapt_latent(z, eps.detach(), z_original, a_t, a_prev, ctx.editable, noise)
         ctx.report("drag", doo_steps, steps, handles, z)
     stats = {"doo_steps": doo_steps, "ilfa_only_steps": switching.ilfa_steps,
-             "ilfa_only_entries": switching.entries, "iterations": iteration}
+             "ilfa_only_entries": switching.entries, "keep_backs": switching.keep_backs, "iterations": iteration}
     return DragOutcome(ctx.denoise(z, edit_adapter=DRAG_ADAPTER), handles, stats)

@@ -7,6 +7,10 @@ self-attention. Motion supervision compares the moving patch at handle + d (d to
 min(beta, distance) long) with the ORIGINAL trajectory's features at p0 at the same timestep; tracking
 matches templates from those same features. The original trajectory (features at latent resolution and
 the next latent for each drag timestep) is computed once per image and cached.
+
+As in the authors' code, the motion loss of a point is (2 r1)^2 x the patch's mean L1 distance (not
+DragDiffusion's (2 r1 + 1)^2): with Adam only its ratio to the mask loss matters, and at r1 = 1 the
+other factor would weigh the mask loss 9/4 as much. So r1 is at least 1 (at 0 the weight is 0).
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ SPEC = MethodSpec(
         Param("operations_per_step", "int", 10, "Drag operations per timestep before one denoising step (B).", 1, 100),
         Param("gradient_steps", "int", 3, "Motion-supervision gradient steps per drag operation (J).", 1, 20),
         Param("lr", "float", 0.02, "Adam learning rate on the latent.", 1e-5, 1.0),
-        Param("r1", "int", 4, "Motion-supervision patch radius (feature pixels).", 0, 16),
+        Param("r1", "int", 4, "Motion-supervision patch radius (feature pixels).", 1, 16),
         Param("r2", "int", 12, "Point-tracking search radius (feature pixels).", 1, 32),
         Param("beta", "float", 4.0, "Largest step towards the target per supervision (feature pixels).", 0.5, 32.0),
         Param("mask_weight", "float", 0.2, "Weight of the loss that keeps the unselected area.", 0.0, 100.0),
@@ -66,6 +70,7 @@ def drag(ctx: DragContext, p: dict) -> DragOutcome:
     z, z_original = ctx.z_t.clone(), ctx.z_t
     total_ops, done_ops, unchanged, stop = p["operations"], 0, 0, False
     log: list[list[int]] = []
+    scaler = runner.grad_scaler()
     for k, t in enumerate(drag_timesteps):
         a_t, a_prev = ctx.alpha_bar(t), ctx.alpha_bar(t - ctx.step_size)
         ref_raw, x_prev_ref = reference[t]
@@ -84,13 +89,10 @@ def drag(ctx: DragContext, p: dict) -> DragOutcome:
                 if k > 0 and ops_here == 0 and j == 0:  # re-locate the handles after the denoising step
                     handles, _ = track_points(feats.detach(), templates, handles, targets, p["r2"])
                 loss = motion_loss(feats, handles, targets, p["r1"], reference=ref_features,
-                                   reference_points=handles0, max_step=p["beta"])
+                                   reference_points=handles0, max_step=p["beta"], patch_weight=(2 * p["r1"]) ** 2)
                 if use_mask:
                     loss = loss + mask_loss(ddim_step(z, eps, a_t, a_prev), x_prev_ref, ctx.editable, p["mask_weight"])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                runner.counter.backward += 1
-                optimizer.step()
+                runner.step(loss, optimizer, scaler)
             tracked, _ = track_points(feats.detach(), templates, handles, targets, p["r2"])
             unchanged = unchanged + 1 if torch.equal(tracked, handles) else 0
             handles = tracked
