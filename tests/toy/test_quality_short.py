@@ -102,6 +102,10 @@ def test_the_json_says_where_the_method_believes_the_handles_got():
 def test_an_unknown_method_is_a_clear_error(tmp_path, capsys):
     assert quality.main(["--method", "nope", "--cases", "1", "--out", str(tmp_path)]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
+    assert quality.main(["--method", "dragdiffusion", "--case", "move-short-0", "--case", "nope",
+                         "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown case 'nope'" in err and "stretch-1-mask" in err
 
 
 def test_dragdiffusion_moves_content_towards_the_target(tmp_path):

@@ -38,7 +38,7 @@ PHASES = ("lora", "inversion", "drag", "denoise")  # the phases a job reports st
 
 # Library messages a demo user can do nothing about (the toy model is loaded in float32 on purpose,
 # and the engine swaps LoRA adapters in and out of one UNet by design).
-QUIET_WARNINGS = ("Already found a `peft_config`", "Already found a peft_config", ".*should be kept in float32.*",
+QUIET_WARNINGS = ("Already found a `?peft_config", ".*should be kept in float32.*",
                   "Adapter .* was active which is now deleted")
 
 
