@@ -60,7 +60,7 @@ TEXT_CONFIG = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, nu
 
 # The options that decide the weights: a run continues only with the same ones.
 RECIPE = ("seed", "images", "vae_steps", "unet_steps", "decoder_steps", "full_size_from", "low_noise_share",
-          "vae_channels", "unet_channels")
+          "vae_channels", "unet_channels", "vae_batch", "vae_crop", "unet_batch")
 
 StepFn = Callable[[int], str]  # runs one training step, returns a short progress text
 
@@ -319,6 +319,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="VAE block widths (default 32,64,64; one factor-2 downsampling per block after the first)")
     parser.add_argument("--unet-channels", type=_channels, default=UNET_CONFIG["block_out_channels"],
                         help="the UNet's 4 block widths (default 32,32,64,64)")
+    parser.add_argument("--vae-batch", type=int, default=16, help="VAE batch (crops; half as many larger ones at the end)")
+    parser.add_argument("--vae-crop", type=int, default=32,
+                        help="VAE crop size in pixels (the last 15%% of the steps use twice this, at most the scene)")
+    parser.add_argument("--unet-batch", type=int, default=32,
+                        help="UNet batch of latent crops (a quarter as many whole latents at the end)")
     parser.add_argument("--full-size-from", type=float, default=0.8,
                         help="share of the UNet steps after which it trains on whole latents instead of crops")
     parser.add_argument("--low-noise-share", type=float, default=0.0,
@@ -444,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             state.restore_module("vae", vae)
             state.restore_optimizer(vae_opt)
         if not sitting.run("vae", args.vae_steps, step_at,
-                           vae_step(vae, vae_opt, images, args.vae_steps, 16, 32, 1e-3, gens["main"], device),
+                           vae_step(vae, vae_opt, images, args.vae_steps, args.vae_batch, args.vae_crop, 1e-3,
+                                    gens["main"], device),
                            saver({"vae": vae}, vae_opt)):
             return stopped()
     else:
@@ -477,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if not sitting.run("unet", args.unet_steps, step_at if stage_at == 1 else 0,
                            unet_step(unet, ema, unet_opt, mean * scaling, std * scaling, context, args.unet_steps,
-                                     32, 16, 1e-3, gens["main"], args.full_size_from, args.low_noise_share),
+                                     args.unet_batch, 16, 1e-3, gens["main"], args.full_size_from,
+                                     args.low_noise_share),
                            saver(models, unet_opt), pipeline_checkpoint):
             return stopped()
     else:
