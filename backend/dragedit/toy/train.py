@@ -10,6 +10,10 @@ the text encoder frozen and fed the empty prompt, which is what the engine sends
 Stage 3 refines the decoder alone (the latent space stays, so the UNet stays valid). Checkpoints of the
 whole pipeline are written to --out while stage 2 runs, so samples can be checked early
 (`python -m dragedit.toy.diagnose FOLDER`).
+
+Resumable: `--minutes M` stops after M minutes and writes the run's whole state to
+OUT/train-state.safetensors (also every --checkpoint-every steps); the same command with `--resume`
+continues it, and the weights come out the same as from a run that never stopped.
 """
 from __future__ import annotations
 
@@ -17,20 +21,25 @@ import argparse
 import json
 import logging
 import math
+import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .scenes import random_images
+from .train_state import STATE_FILE, TrainingState, save_state
 
 log = logging.getLogger("dragedit.toy.train")
 
 IMAGE_SIZE = 128
 PROMPT = ""  # the fixed prompt the model is trained with (the engine's default prompt)
+STAGES = ("vae", "unet", "decoder")
+LOG_EVERY = 25  # steps between progress lines in --log
 
 VAE_CONFIG = dict(
     in_channels=3, out_channels=3, latent_channels=4, sample_size=IMAGE_SIZE, layers_per_block=1,
@@ -49,12 +58,27 @@ UNET_CONFIG = dict(
 TEXT_CONFIG = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                    max_position_embeddings=77, projection_dim=32)
 
+# The options that decide the weights: a run continues only with the same ones.
+RECIPE = ("seed", "images", "vae_steps", "unet_steps", "decoder_steps", "full_size_from", "low_noise_share",
+          "vae_channels", "unet_channels", "vae_batch", "vae_crop", "unet_batch")
+
+StepFn = Callable[[int], str]  # runs one training step, returns a short progress text
+
 
 def _cosine_lr(step: int, total: int, warmup: int, peak: float) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def _psnr_db(mse: float) -> float:
+    return 10 * math.log10(4.0 / max(mse, 1e-12))  # images in [-1, 1]
 
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -71,70 +95,80 @@ def _random_crops(batch: torch.Tensor, size: int, gen: torch.Generator) -> torch
     return torch.stack([b[:, y:y + size, x:x + size] for b, y, x in zip(batch, ys.tolist(), xs.tolist())])
 
 
-def train_vae(images: torch.Tensor, steps: int, batch: int, crop: int, lr: float, gen: torch.Generator):
-    """Stage 1: an AutoencoderKL trained for reconstruction (MSE) with a 1e-6 KL term."""
-    from diffusers import AutoencoderKL
+def _randn(shape: torch.Size, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Normal noise drawn on the CPU generator (the same numbers on every device)."""
+    return torch.randn(shape, generator=gen).to(device)
 
-    vae = AutoencoderKL(**VAE_CONFIG)
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    started = time.time()
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = _cosine_lr(step, steps, 50, lr)
+
+def vae_config(channels: tuple[int, ...]) -> dict[str, Any]:
+    """The toy VAE's config with the given block widths (the first is the shipped 32, 64, 64)."""
+    return VAE_CONFIG | {"block_out_channels": channels, "down_block_types": ("DownEncoderBlock2D",) * len(channels),
+                         "up_block_types": ("UpDecoderBlock2D",) * len(channels)}
+
+
+def unet_config(channels: tuple[int, ...]) -> dict[str, Any]:
+    """The toy UNet's config with the given widths of its 4 blocks (up_blocks[2] has channels[1])."""
+    if len(channels) != 4:
+        raise ValueError("the UNet keeps SD-1.5's 4 blocks: give 4 widths, e.g. 32,32,64,64")
+    return UNET_CONFIG | {"block_out_channels": channels}
+
+
+def vae_step(vae, opt, images: torch.Tensor, steps: int, batch: int, crop: int, lr: float, gen: torch.Generator,
+             device: torch.device) -> StepFn:
+    """Stage 1: an AutoencoderKL trained for reconstruction (MSE) with a 1e-6 KL term."""
+    def step_fn(step: int) -> str:
+        _set_lr(opt, _cosine_lr(step, steps, 50, lr))
         idx = torch.randint(0, images.shape[0], (batch,), generator=gen)
         late = step >= steps * 0.85  # finish on larger crops
         x = _random_crops(images[idx[:batch // 2] if late else idx], crop * 2 if late else crop, gen)
         if torch.rand((), generator=gen) < 0.5:
             x = x.flip(-1)
+        x = x.to(device)
         posterior = vae.encode(x).latent_dist
-        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
-        recon = vae.decode(z).sample
-        mse = F.mse_loss(recon, x)
+        z = posterior.mean + posterior.std * _randn(posterior.mean.shape, gen, device)
+        mse = F.mse_loss(vae.decode(z).sample, x)
         loss = mse + 1e-6 * posterior.kl().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step % 25 == 0 or step == steps - 1:
-            psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
-            log.info("vae step %d/%d mse %.5f psnr %.2f dB (%.0f s)", step, steps, mse.item(), psnr, time.time() - started)
-    vae.eval().requires_grad_(False)
-    return vae
+        return f"psnr {_psnr_db(mse.item()):.2f} dB"
+    return step_fn
 
 
-def refine_decoder(vae, images: torch.Tensor, steps: int, batch: int, crop: int, lr: float, gen: torch.Generator):
-    """Stage 3: train the decoder alone (MSE) on larger crops; the encoder, so the latent space the UNet
+def decoder_step(vae, opt, images: torch.Tensor, steps: int, batch: int, crop: int, lr: float, gen: torch.Generator,
+                 device: torch.device) -> StepFn:
+    """Stage 3: the decoder alone (MSE) on larger crops; the encoder, so the latent space the UNet
     learned, stays as it is."""
-    vae.requires_grad_(False)
-    vae.decoder.requires_grad_(True)
-    vae.post_quant_conv.requires_grad_(True)
-    params = [p for p in vae.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    started = time.time()
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = _cosine_lr(step, steps, 20, lr)
+    def step_fn(step: int) -> str:
+        _set_lr(opt, _cosine_lr(step, steps, 20, lr))
         idx = torch.randint(0, images.shape[0], (batch,), generator=gen)
-        x = _random_crops(images[idx], crop, gen)
+        x = _random_crops(images[idx], crop, gen).to(device)
         with torch.no_grad():
             posterior = vae.encode(x).latent_dist
-            z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+            z = posterior.mean + posterior.std * _randn(posterior.mean.shape, gen, device)
         mse = F.mse_loss(vae.decode(z).sample, x)
         opt.zero_grad(set_to_none=True)
         mse.backward()
         opt.step()
-        if step % 25 == 0 or step == steps - 1:
-            log.info("decoder step %d/%d psnr %.2f dB (%.0f s)", step, steps, 10 * math.log10(4.0 / max(mse.item(), 1e-12)),
-                     time.time() - started)
-    vae.eval().requires_grad_(False)
-    return vae
+        return f"psnr {_psnr_db(mse.item()):.2f} dB"
+    return step_fn
+
+
+def decoder_optimizer(vae, lr: float) -> torch.optim.Optimizer:
+    """Freeze everything but the decoder (and its post-quant conv); AdamW over those."""
+    vae.requires_grad_(False)
+    vae.decoder.requires_grad_(True)
+    vae.post_quant_conv.requires_grad_(True)
+    return torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
 
 
 @torch.no_grad()
-def encode_all(vae, images: torch.Tensor, chunk: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_all(vae, images: torch.Tensor, chunk: int = 32, device: torch.device | str = "cpu"
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean and std of every image."""
     means, stds = [], []
     for start in range(0, images.shape[0], chunk):
-        posterior = vae.encode(images[start:start + chunk]).latent_dist
+        posterior = vae.encode(images[start:start + chunk].to(device)).latent_dist
         means.append(posterior.mean)
         stds.append(posterior.std)
     return torch.cat(means), torch.cat(stds)
@@ -188,59 +222,108 @@ def _training_timesteps(count: int, total: int, low_noise_share: float, gen: tor
                       torch.randint(0, total, (count - low,), generator=gen)])
 
 
-def train_unet(latent_mean: torch.Tensor, latent_std: torch.Tensor, context: torch.Tensor, steps: int, batch: int,
-               crop: int, lr: float, gen: torch.Generator, on_checkpoint, checkpoint_every: int,
-               full_size_from: float = 0.8, low_noise_share: float = 0.0):
-    """Stage 2: epsilon-prediction training on scaled latents; returns the EMA UNet."""
-    from diffusers import DDPMScheduler, UNet2DConditionModel
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+def unet_step(unet, ema, opt, latent_mean: torch.Tensor, latent_std: torch.Tensor, context: torch.Tensor, steps: int,
+              batch: int, crop: int, lr: float, gen: torch.Generator, full_size_from: float, low_noise_share: float
+              ) -> StepFn:
+    """Stage 2: epsilon-prediction training on scaled latents, EMA weights in `ema`."""
+    from diffusers import DDPMScheduler
 
     from ..engine.models import ddim_scheduler_config
 
     noise_schedule = DDPMScheduler(**{k: v for k, v in ddim_scheduler_config().items()
                                       if k not in ("set_alpha_to_one", "steps_offset")})
-    unet = UNet2DConditionModel(**UNET_CONFIG)
-    ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(0.995))
-    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-4)
-    started = time.time()
-    running = 0.0
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = _cosine_lr(step, steps, 100, lr)
+    device = latent_mean.device
+
+    def step_fn(step: int) -> str:
+        _set_lr(opt, _cosine_lr(step, steps, 100, lr))
         full_size = step >= steps * full_size_from  # crops first (cheap), then whole latents (what drags see)
         size = latent_mean.shape[-1] if full_size else crop
         count = batch // 4 if full_size else batch
         idx = torch.randint(0, latent_mean.shape[0], (count,), generator=gen)
-        latents = latent_mean[idx] + latent_std[idx] * torch.randn(latent_mean[idx].shape, generator=gen)
+        latents = latent_mean[idx] + latent_std[idx] * _randn(latent_mean[idx].shape, gen, device)
         latents = _random_crops(latents, size, gen)
-        noise = torch.randn(latents.shape, generator=gen)
+        noise = _randn(latents.shape, gen, device)
         t = _training_timesteps(count, noise_schedule.config.num_train_timesteps, low_noise_share, gen)
-        noisy = noise_schedule.add_noise(latents, noise, t)
-        pred = unet(noisy, t, context.expand(count, -1, -1)).sample
-        loss = F.mse_loss(pred, noise)
+        noisy = noise_schedule.add_noise(latents, noise, t.to(device))
+        loss = F.mse_loss(unet(noisy, t.to(device), context.expand(count, -1, -1)).sample, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         ema.update_parameters(unet)
-        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
-        if step % 25 == 0 or step == steps - 1:
-            log.info("unet step %d/%d loss %.4f (avg %.4f) lr %.2e (%.0f s)", step, steps, loss.item(), running,
-                     opt.param_groups[0]["lr"], time.time() - started)
-        if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            on_checkpoint(ema.module)
-    return ema.module.eval().requires_grad_(False)
+        return f"loss {loss.item():.4f}"
+    return step_fn
 
 
-def main(argv: list[str] | None = None) -> int:
+class Sitting:
+    """One sitting of a (possibly resumed) run: the progress bar with its ETA, the time budget, and
+    the loop that runs a stage's steps, writing the state when the budget or a checkpoint is due."""
+
+    def __init__(self, total_steps: int, done_steps: int, minutes: float | None, stop_after: int | None,
+                 checkpoint_every: int, show_bar: bool = True):
+        from tqdm import tqdm
+
+        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
+        self.stop_after = stop_after  # steps in this sitting (tests stop at an exact step)
+        self.checkpoint_every = checkpoint_every
+        self.steps = 0
+        self.bar = tqdm(total=total_steps, initial=done_steps, unit="step", dynamic_ncols=True, file=sys.stderr,
+                        disable=not show_bar, bar_format="{l_bar}{bar}| {n}/{total} [{elapsed}<{remaining}, {rate_fmt}]")
+
+    def out_of_budget(self) -> bool:
+        return ((self.deadline is not None and time.monotonic() >= self.deadline)
+                or (self.stop_after is not None and self.steps >= self.stop_after))
+
+    def run(self, stage: str, steps: int, start: int, step_fn: StepFn, save: Callable[[str, int], None],
+            on_checkpoint: Callable[[int], None] | None = None) -> bool:
+        """Steps start..steps-1 of `stage`; False when the budget ran out (the state is then saved)."""
+        self.bar.set_description(stage)
+        for step in range(start, steps):
+            if self.out_of_budget():
+                save(stage, step)
+                return False
+            text = step_fn(step)
+            self.steps += 1
+            self.bar.update(1)
+            self.bar.set_postfix_str(text, refresh=False)
+            if step % LOG_EVERY == 0 or step == steps - 1:
+                log.debug("%s step %d/%d %s", stage, step, steps, text)
+            if self.checkpoint_every and (step + 1) % self.checkpoint_every == 0 and step + 1 < steps:
+                save(stage, step + 1)
+                if on_checkpoint:
+                    on_checkpoint(step + 1)
+        return True
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths separated by commas, e.g. 32,64,64, got '{text}'")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m dragedit.toy.train", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to write the diffusers pipeline to")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is fastest on a busy machine: no spinning threads)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (random numbers are drawn on the CPU)")
     parser.add_argument("--images", type=int, default=3000, help="number of rendered training scenes")
     parser.add_argument("--vae-steps", type=int, default=500)
     parser.add_argument("--unet-steps", type=int, default=1000)
+    parser.add_argument("--vae-channels", type=_channels, default=VAE_CONFIG["block_out_channels"],
+                        help="VAE block widths (default 32,64,64; one factor-2 downsampling per block after the first)")
+    parser.add_argument("--unet-channels", type=_channels, default=UNET_CONFIG["block_out_channels"],
+                        help="the UNet's 4 block widths (default 32,32,64,64)")
+    parser.add_argument("--vae-batch", type=int, default=16, help="VAE batch (crops; half as many larger ones at the end)")
+    parser.add_argument("--vae-crop", type=int, default=32,
+                        help="VAE crop size in pixels (the last 15%% of the steps use twice this, at most the scene)")
+    parser.add_argument("--unet-batch", type=int, default=32,
+                        help="UNet batch of latent crops (a quarter as many whole latents at the end)")
     parser.add_argument("--full-size-from", type=float, default=0.8,
                         help="share of the UNet steps after which it trains on whole latents instead of crops")
     parser.add_argument("--low-noise-share", type=float, default=0.0,
@@ -248,58 +331,186 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decoder-steps", type=int, default=600, help="stage 3: decoder-only refinement steps")
     parser.add_argument("--only-decoder", action="store_true",
                         help="run stage 3 alone on the VAE already in --out (stages 1-2 done) and save the VAE")
-    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="stop after this many minutes, writing the state to continue from with --resume")
+    parser.add_argument("--resume", action="store_true", help=f"continue the run whose {STATE_FILE} is in --out")
+    parser.add_argument("--checkpoint-every", type=int, default=200,
+                        help="steps between state files (and, in stage 2, pipeline checkpoints)")
+    parser.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)  # tests: stop exactly
+    parser.add_argument("--no-bar", action="store_true", help="no progress bar (for logs)")
     parser.add_argument("--log", type=Path, default=None, help="also log progress to this file")
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if args.log:
-        handlers.append(logging.FileHandler(args.log))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers)
+
+def _recipe(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: list(v) if isinstance(v := getattr(args, name), tuple) else v for name in RECIPE}
+
+
+def _machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch thread(s)"
+
+
+def _setup_logging(path: Path | None) -> None:
+    console = logging.StreamHandler()
+    console.setLevel(logging.INFO)
+    handlers: list[logging.Handler] = [console]
+    if path:
+        handlers.append(logging.FileHandler(path))
+    logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(message)s", handlers=handlers, force=True)
+    for noisy in ("diffusers", "transformers", "urllib3", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def only_decoder(args: argparse.Namespace, images: torch.Tensor, device: torch.device) -> int:
+    """Stage 3 alone on the VAE in --out, saved back there (the same weights as in a full run)."""
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(args.out, subfolder="vae").to(device)
+    gen = torch.Generator().manual_seed(args.seed + 3)
+    opt = decoder_optimizer(vae, 5e-4)
+    sitting = Sitting(args.decoder_steps, 0, None, None, 0, not args.no_bar)
+    sitting.run("decoder", args.decoder_steps, 0,
+                decoder_step(vae, opt, images, args.decoder_steps, 8, 64, 5e-4, gen, device), lambda *_: None)
+    sitting.close()
+    vae.save_pretrained(args.out / "vae", safe_serialization=True)
+    log.info("decoder refined and saved to %s", args.out / "vae")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    _setup_logging(args.log)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
+    device = torch.device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
+    state_path = args.out / STATE_FILE
+    state = None
+    if args.resume:
+        if not state_path.is_file():
+            print(f"error: no {STATE_FILE} in {args.out} to resume from; start the run without --resume",
+                  file=sys.stderr)
+            return 2
+        state = TrainingState(state_path)
+        if state.meta["recipe"] != _recipe(args):
+            print(f"error: {state_path} was made with {state.meta['recipe']}; resume it with those options "
+                  f"(got {_recipe(args)})", file=sys.stderr)
+            return 2
+    elif state_path.is_file() and not args.only_decoder:
+        print(f"error: {state_path} holds an unfinished run: continue it with --resume, or delete the file "
+              "to start over", file=sys.stderr)
+        return 2
 
     started = time.time()
+    torch.manual_seed(args.seed)
+    gens = {"main": torch.Generator().manual_seed(args.seed),
+            # stage 3 has its own generator, so running it separately (--only-decoder) gives the same weights
+            "decoder": torch.Generator().manual_seed(args.seed + 3)}
     images = _to_tensor(random_images(args.images, seed=args.seed, size=IMAGE_SIZE))
     log.info("rendered %d scenes in %.0f s", images.shape[0], time.time() - started)
-    # stage 3 has its own generator, so running it separately (--only-decoder) gives the same weights
-    decoder_gen = torch.Generator().manual_seed(args.seed + 3)
     if args.only_decoder:
-        from diffusers import AutoencoderKL
+        return only_decoder(args, images, device)
 
-        vae = AutoencoderKL.from_pretrained(args.out, subfolder="vae")
-        refine_decoder(vae, images, args.decoder_steps, batch=8, crop=64, lr=5e-4, gen=decoder_gen)
-        vae.save_pretrained(args.out / "vae", safe_serialization=True)
-        log.info("decoder refined and saved to %s in %.0f s", args.out / "vae", time.time() - started)
+    stage_at = STAGES.index(state.stage) if state else 0
+    step_at = state.step if state else 0
+    if state:
+        for name, generator in gens.items():
+            state.restore_generator(name, generator)
+    totals = {"vae": args.vae_steps, "unet": args.unet_steps, "decoder": args.decoder_steps}
+    done = sum(totals[s] for s in STAGES[:stage_at]) + step_at
+    sitting = Sitting(sum(totals.values()), done, args.minutes, args.stop_after_steps, args.checkpoint_every,
+                      not args.no_bar)
+    earlier_seconds = state.meta["seconds"] if state else 0.0
+    meta = {"recipe": _recipe(args)}
+
+    def saver(modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer) -> Callable[[str, int], None]:
+        def save(stage: str, step: int) -> None:
+            save_state(state_path, meta | {"stage": stage, "step": step,
+                                          "seconds": earlier_seconds + time.time() - started},
+                       modules, opt, gens)
+        return save
+
+    def stopped() -> int:
+        sitting.close()
+        log.info("stopped after %.1f min: state in %s; continue with the same command and --resume",
+                 (time.time() - started) / 60, state_path)
         return 0
-    vae = train_vae(images, args.vae_steps, batch=16, crop=32, lr=1e-3, gen=gen)
-    mean, std = encode_all(vae, images)
-    scaling = float(1.0 / mean.std())
+
+    # stage 1: the VAE
+    vae = AutoencoderKL(**vae_config(args.vae_channels)).to(device)
+    vae_opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    if stage_at == 0:
+        if state:
+            state.restore_module("vae", vae)
+            state.restore_optimizer(vae_opt)
+        if not sitting.run("vae", args.vae_steps, step_at,
+                           vae_step(vae, vae_opt, images, args.vae_steps, args.vae_batch, args.vae_crop, 1e-3,
+                                    gens["main"], device),
+                           saver({"vae": vae}, vae_opt)):
+            return stopped()
+    else:
+        state.restore_module("vae", vae)
+    vae.eval().requires_grad_(False)
+    if stage_at < 2:
+        mean, std = encode_all(vae, images, device=device)
+        meta["scaling_factor"] = float(1.0 / mean.std())
+        log.info("latent std %.4f -> scaling_factor %.5f", mean.std().item(), meta["scaling_factor"])
+    else:
+        meta["scaling_factor"] = state.meta["scaling_factor"]
+    scaling = meta["scaling_factor"]
     vae.register_to_config(scaling_factor=scaling)
-    log.info("latent std %.4f -> scaling_factor %.5f", mean.std().item(), scaling)
 
+    # stage 2: the UNet
     tokenizer, text_encoder = build_text_encoder(args.out, args.seed)
-    context = embed_prompt(tokenizer, text_encoder, PROMPT)
+    context = embed_prompt(tokenizer, text_encoder, PROMPT).to(device)
+    unet = UNet2DConditionModel(**unet_config(args.unet_channels)).to(device)
+    ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(0.995))
+    unet_opt = torch.optim.AdamW(unet.parameters(), lr=1e-3, weight_decay=1e-4)
+    models = {"vae": vae, "unet": unet, "ema": ema}
+    if stage_at == 1:
+        for name, module in models.items():
+            state.restore_module(name, module)
+        state.restore_optimizer(unet_opt)
+    if stage_at <= 1:
+        def pipeline_checkpoint(step: int) -> None:
+            save_pipeline(args.out, ema.module, vae, text_encoder, tokenizer)
+            log.debug("checkpoint written to %s", args.out)
 
-    def checkpoint(unet) -> None:
-        save_pipeline(args.out, unet, vae, text_encoder, tokenizer)
-        log.info("checkpoint written to %s", args.out)
+        if not sitting.run("unet", args.unet_steps, step_at if stage_at == 1 else 0,
+                           unet_step(unet, ema, unet_opt, mean * scaling, std * scaling, context, args.unet_steps,
+                                     args.unet_batch, 16, 1e-3, gens["main"], args.full_size_from,
+                                     args.low_noise_share),
+                           saver(models, unet_opt), pipeline_checkpoint):
+            return stopped()
+    else:
+        for name, module in models.items():
+            state.restore_module(name, module)
+    ema.module.eval().requires_grad_(False)
 
-    unet = train_unet(mean * scaling, std * scaling, context, args.unet_steps, batch=32, crop=16, lr=1e-3, gen=gen,
-                      on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
-                      full_size_from=args.full_size_from, low_noise_share=args.low_noise_share)
-    refine_decoder(vae, images, args.decoder_steps, batch=8, crop=64, lr=5e-4, gen=decoder_gen)
-    checkpoint(unet)
+    # stage 3: the decoder alone
+    decoder_opt = decoder_optimizer(vae, 5e-4)
+    if stage_at == 2:
+        state.restore_optimizer(decoder_opt)
+    if not sitting.run("decoder", args.decoder_steps, step_at if stage_at == 2 else 0,
+                       decoder_step(vae, decoder_opt, images, args.decoder_steps, 8, 64, 5e-4, gens["decoder"], device),
+                       saver(models, decoder_opt)):
+        return stopped()
+    vae.eval().requires_grad_(False)
+    sitting.close()
+    save_pipeline(args.out, ema.module, vae, text_encoder, tokenizer)
+    seconds = earlier_seconds + time.time() - started
     (args.out / "training.json").write_text(json.dumps({
-        "command": "python -m dragedit.toy.train " + " ".join(argv), "seed": args.seed,
-        "images": args.images, "vae_steps": args.vae_steps, "unet_steps": args.unet_steps,
-        "decoder_steps": args.decoder_steps,
-        "image_size": IMAGE_SIZE, "prompt": PROMPT, "seconds": round(time.time() - started),
+        "command": "python -m dragedit.toy.train " + " ".join(argv), **_recipe(args),
+        "image_size": IMAGE_SIZE, "prompt": PROMPT, "seconds": round(seconds),
+        "machine": _machine(device), "resumed": bool(state),
     }, indent=1))
-    log.info("done in %.0f s", time.time() - started)
+    state_path.unlink(missing_ok=True)
+    log.info("done in %.0f s (all sittings); pipeline in %s", seconds, args.out)
     return 0
 
 

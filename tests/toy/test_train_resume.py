@@ -1,0 +1,70 @@
+"""`python -m dragedit.toy.train` stops and continues: a resumed run gives the weights of an unbroken one."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dragedit.toy import train
+from dragedit.toy.train_state import STATE_FILE
+
+TINY = ["--images", "6", "--vae-steps", "5", "--unet-steps", "5", "--decoder-steps", "4", "--threads", "1",
+        "--checkpoint-every", "0", "--no-bar"]
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    out = {}
+    for part in ("unet", "vae"):
+        out |= {f"{part}.{k}": v for k, v in load_file(folder / part / "diffusion_pytorch_model.safetensors").items()}
+    return out
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("unbroken")
+    assert train.main(["--out", str(folder), *TINY]) == 0
+    return folder
+
+
+@pytest.mark.parametrize("sittings", [(3, 4, None), (5, 5, None), (12, None)],
+                         ids=["mid-vae-then-mid-unet", "at-stage-starts", "mid-decoder"])
+def test_a_run_stopped_and_resumed_gives_the_unbroken_weights(tmp_path, unbroken, sittings):
+    """Stopped inside the VAE stage, inside the UNet stage, at the first step of a stage, and inside the
+    decoder stage, then resumed: the same weights, bit for bit, as the run that never stopped."""
+    for i, steps in enumerate(sittings):
+        extra = ([] if steps is None else ["--stop-after-steps", str(steps)]) + (["--resume"] if i else [])
+        assert train.main(["--out", str(tmp_path), *TINY, *extra]) == 0
+        assert (tmp_path / STATE_FILE).is_file() == (steps is not None)
+    expected, got = _weights(unbroken), _weights(tmp_path)
+    assert expected.keys() == got.keys()
+    differing = [k for k in expected if not torch.equal(expected[k], got[k])]
+    assert not differing, differing[:5]
+    assert json.loads((tmp_path / "training.json").read_text())["resumed"] is True
+    assert not (tmp_path / STATE_FILE).exists()  # the finished model folder holds no training state
+
+
+def test_resume_needs_the_same_recipe_and_a_state(tmp_path, capsys):
+    assert train.main(["--out", str(tmp_path), *TINY, "--resume"]) == 2
+    assert "no train-state.safetensors" in capsys.readouterr().err
+    assert train.main(["--out", str(tmp_path), *TINY, "--stop-after-steps", "2"]) == 0
+    changed = [a if a != "5" else "6" for a in TINY]
+    assert train.main(["--out", str(tmp_path), *changed, "--resume"]) == 2
+    assert "resume it with those options" in capsys.readouterr().err
+    assert train.main(["--out", str(tmp_path), *TINY]) == 2  # would silently throw the unfinished run away
+    assert "continue it with --resume" in capsys.readouterr().err
+
+
+def test_the_minutes_budget_stops_and_writes_the_state(tmp_path):
+    assert train.main(["--out", str(tmp_path), *TINY, "--minutes", "0"]) == 0
+    state = (tmp_path / STATE_FILE)
+    assert state.is_file() and not (tmp_path / "training.json").exists()
+
+
+def test_widths_are_options_and_the_unet_keeps_four_blocks():
+    assert train.unet_config((64, 64, 128, 128))["block_out_channels"] == (64, 64, 128, 128)
+    with pytest.raises(ValueError, match="4 widths"):
+        train.unet_config((32, 64, 64))
+    assert len(train.vae_config((64, 128, 128))["down_block_types"]) == 3
