@@ -453,16 +453,22 @@ def daemon_answers(endpoint: str, timeout_s: float = 5, home: Path | None = None
     from dragedit_protocol import messages
     from dragedit_protocol.keys import load_client_keys, local_client_keys
 
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
     known = daemon_keys(endpoint)
     keys = local_client_keys(home) if home is not None else load_client_keys(*(known.get(k) for k in KEY_VARIABLES))
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    # A send with no connected peer blocks for ever: a daemon that is not up yet, or whose keys this
+    # socket lacks (they are created at its first start), never completes the handshake.
+    sock.setsockopt(zmq.SNDTIMEO, 1000)
     keys.apply(sock)
     sock.connect(endpoint)
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            sock.send(messages.encode({"type": "ping"}))
+            try:
+                sock.send(messages.encode({"type": "ping"}))
+            except zmq.Again:
+                continue
             if sock.poll(min(1000, max(1, int((deadline - time.monotonic()) * 1000)))):
                 return messages.decode_daemon(sock.recv_multipart()[-1]).get("type") == "pong"
         return False
