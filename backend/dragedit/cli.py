@@ -267,7 +267,7 @@ def load_inputs(args: argparse.Namespace) -> dict[str, Any]:
     points = parse_points(args.points)
     mask_data = mask.tobytes() if mask is not None else default_mask(points, rgba.width, rgba.height)
     message = messages.submit("cli", args.method, rgba.tobytes(), rgba.width, rgba.height, points, mask_data,
-                              parse_params(args.param), args.model, args.seed, args.prompt)
+                              parse_params(args.param), args.model, args.seed, args.prompt, vae=args.vae)
     try:
         return messages.validate_client({**message, "v": messages.PROTOCOL_VERSION})
     except messages.ProtocolError as err:
@@ -288,8 +288,6 @@ def default_mask(points: list[tuple[float, float, float, float]], width: int, he
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    if args.vae and not args.local:
-        raise UsageError("--vae applies to --local; a daemon uses the VAE it was started with (dragedit serve --vae)")
     submit = load_inputs(args)
     if not args.out.lower().endswith(".png"):
         raise UsageError(f"--out {args.out} must be a .png file (the result has an alpha channel)")
@@ -364,7 +362,7 @@ def edit_remote(args: argparse.Namespace, submit: dict[str, Any]) -> dict[str, A
         job_id = client.submit(submit["method"], submit["image"]["data"], submit["image"]["width"],
                                submit["image"]["height"], [(*h, *t) for h, t in submit["points"]],
                                submit["mask"]["data"] if submit["mask"] else None, submit["params"], submit["model"],
-                               submit["seed"], submit["prompt"])
+                               submit["seed"], submit["prompt"], vae=submit["vae"])
         while True:
             for message in client.poll(100):
                 if message.get("job_id") != job_id:

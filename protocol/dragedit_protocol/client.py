@@ -122,12 +122,13 @@ class DaemonClient:
         prompt: str = "",
         preview_every: int = 0,
         job_id: str | None = None,
+        vae: str | None = None,
     ) -> str:
         """Queue a drag edit; returns its job id. A request that fails local checks comes back
         from the next ``poll()`` as an ``error`` message for that job id."""
         job_id = job_id or uuid.uuid4().hex
         message = messages.submit(job_id, method, rgba, width, height, points, mask, params, model,
-                                  seed, prompt, preview_every)
+                                  seed, prompt, preview_every, vae)
         try:
             messages.validate_client({**message, "v": PROTOCOL_VERSION}, self._limits())
         except ProtocolError as err:

@@ -278,11 +278,12 @@ def _points(msg: dict, width: int, height: int, limits: Limits) -> list[tuple[tu
     return pairs
 
 
-def _model(msg: dict) -> str | None:
-    model = _string(msg, "model", required=False, default=None, max_len=1024)
+def _model(msg: dict, field: str = "model") -> str | None:
+    """A model (or VAE) source: a hub id, a folder or a .safetensors file; None for the daemon's own."""
+    model = _string(msg, field, required=False, default=None, max_len=1024)
     if model is not None and any(ord(c) < 32 for c in model):
-        raise ProtocolError("bad_field", "field 'model' contains control characters",
-                            "name the model by its hub id, folder or .safetensors file")
+        raise ProtocolError("bad_field", f"field '{field}' contains control characters",
+                            f"name the {field} by its hub id, folder or .safetensors file")
     return model
 
 
@@ -368,6 +369,7 @@ def _submit(msg: dict, limits: Limits) -> dict[str, Any]:
         "method": _string(msg, "method", max_len=64),
         "params": _params(msg),
         "model": _model(msg),
+        "vae": _model(msg, "vae"),
         "seed": _int(msg, "seed", 0, 2**63 - 1, required=False, default=None),
         "prompt": _string(msg, "prompt", required=False, default=""),
         "image": image,
@@ -437,14 +439,18 @@ def submit(
     seed: int | None = None,
     prompt: str = "",
     preview_every: int = 0,
+    vae: str | None = None,
 ) -> dict[str, Any]:
-    """Build a submit message; ``points`` are (handle_x, handle_y, target_x, target_y) in image pixels."""
+    """Build a submit message; ``points`` are (handle_x, handle_y, target_x, target_y) in image pixels.
+
+    ``model`` / ``vae``: None for the daemon's own, else a hub id, a folder or a .safetensors file."""
     return {
         "type": "submit",
         "job_id": job_id,
         "method": method,
         "params": dict(params or {}),
         "model": model,
+        "vae": vae,
         "seed": seed,
         "prompt": prompt,
         "image": {"width": width, "height": height, "data": bytes(rgba)},

@@ -223,6 +223,21 @@ def test_a_model_load_that_fails_on_a_full_disk_says_so(start_daemon, connect):
     assert error["code"] == "disk_full" and "free space" in error["hint"] and "diffusers" not in error["hint"]
 
 
+def test_a_jobs_own_vae_reaches_the_engine(start_daemon, connect):
+    engine = {}
+
+    def factory(settings):
+        engine["e"] = EngineDouble(settings)
+        return engine["e"]
+
+    client = connect(start_daemon(factory).bound_endpoint)
+    ready(client)
+    own, default = submit(client, vae="stabilityai/sd-vae-ft-mse"), submit(client)
+    seen = pump([client], all_final(own, default))
+    assert final(seen, own)["type"] == final(seen, default)["type"] == "result"
+    assert [r.vae for r in engine["e"].ran] == ["stabilityai/sd-vae-ft-mse", None]
+
+
 def test_a_job_asking_for_a_model_that_fails_to_load_does_not_stop_the_next_one(start_daemon, connect):
     class PickyEngine(EngineDouble):
         def ensure_model(self, source=None, on_progress=None):

@@ -130,6 +130,10 @@ def test_a_remote_daemon_serves_only_the_models_it_is_configured_for(start_daemo
                for model, job in jobs.items()}
     assert outcome == {"/etc/passwd": "model_not_allowed", f"{models}/../../../etc/shadow": "model_not_allowed",
                        "org/other": "model_not_allowed", "org/allowed": "result", f"{models}/fine-tune": "result"}
+    vae_jobs = {vae: submit(client, vae=vae) for vae in ("/etc/passwd", "org/allowed")}  # a job's VAE: same rules
+    seen = pump([client], all_final(*vae_jobs.values()))
+    assert final(seen, vae_jobs["/etc/passwd"])["code"] == "model_not_allowed"
+    assert final(seen, vae_jobs["org/allowed"])["type"] == "result"
 
 
 def test_model_policy_rules(tmp_path):

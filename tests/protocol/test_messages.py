@@ -138,6 +138,8 @@ def code_of(data: bytes, limits: Limits = messages.DEFAULT_LIMITS) -> str:
     ({"job_id": "é"}, "bad_field"),
     ({"job_id": ""}, "bad_field"),
     ({"job_id": "j" * 129}, "bad_field"),
+    ({"vae": "sd-vae\x00/../x"}, "bad_field"),
+    ({"vae": 7}, "bad_field"),
 ])
 def test_bad_submit_fields_have_their_own_error_code(changes, code):
     assert code_of(pack(valid_submit(**changes))) == code
@@ -277,3 +279,12 @@ def test_mutated_valid_messages(noise, data):
     at = data.draw(st.integers(min_value=0, max_value=len(packed) - 1))
     packed[at:at + len(noise)] = noise
     assert_only_protocol_errors(bytes(packed))
+
+
+def test_a_job_may_name_its_own_vae():
+    from dragedit_protocol.messages import submit
+
+    message = submit("j1", "dragdiffusion", rgba(8, 6), 8, 6, [(1, 1, 5, 4)], vae="stabilityai/sd-vae-ft-mse")
+    assert message["vae"] == "stabilityai/sd-vae-ft-mse"
+    assert messages.validate_client({**message, "v": PROTOCOL_VERSION})["vae"] == "stabilityai/sd-vae-ft-mse"
+    assert messages.validate_client({**valid_submit(), "v": PROTOCOL_VERSION})["vae"] is None  # the daemon's own

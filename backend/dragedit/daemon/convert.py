@@ -29,6 +29,7 @@ def to_request(submit: dict[str, Any]) -> DragRequest:
         seed=submit.get("seed"),
         prompt=submit.get("prompt") or "",
         model=submit.get("model"),
+        vae=submit.get("vae"),
         preview_every=submit.get("preview_every") or 0,
     )
 

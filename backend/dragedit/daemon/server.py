@@ -89,8 +89,12 @@ class Daemon:
         self.secure = True  # CurveZMQ on every endpoint (kept in welcome and status for older clients)
         self._factory = engine_factory
         self._paths = options.paths
+        local = security.is_local_endpoint(options.endpoint)
         self._policy = ModelPolicy.for_daemon(options.settings.model, options.allow_models, options.model_folders,
-                                              local=security.is_local_endpoint(options.endpoint))
+                                              local=local)
+        # a job's own VAE follows the same rules, with the daemon's --vae as its default
+        self._vae_policy = ModelPolicy.for_daemon(options.settings.vae or "", options.allow_models,
+                                                  options.model_folders, local=local)
         self._stop = threading.Event()
         self._started = threading.Event()
         self._start_error: BaseException | None = None
@@ -426,6 +430,7 @@ class Daemon:
                                 f"choose one of: {', '.join(sorted(self._specs))}")
             spec.resolve(message["params"])
         message["model"] = self._policy.check(message["model"])
+        message["vae"] = self._vae_policy.check(message.get("vae"))
         if self._queue.count(job.lane) >= self.options.max_queued_per_client:
             raise EditError("queue_full", f"you already have {self.options.max_queued_per_client} jobs waiting",
                             "wait for some to finish or cancel them")
