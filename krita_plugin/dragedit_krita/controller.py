@@ -273,9 +273,7 @@ class DragController:
         if session.daemon_state == "ready" and method is None:
             log = session.welcome_field("log_file")
             raise UserError("The daemon offers no drag methods", f"see its log, {log}" if log else "see its log")
-        if session.model_missing and not self.settings.model:
-            raise UserError("The daemon's model is not on this machine",
-                            "choose another Model above: the demo model works at once on any CPU")
+        session.require_model(self.settings.model)
         # before the welcome (daemon still starting) the saved values go as they are: the daemon checks them
         method_name = method.name if method else (self.params.method or "dragdiffusion")
         overrides = self.params.overrides(method) if method else dict(self.params.values.get(method_name, {}))

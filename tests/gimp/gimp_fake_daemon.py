@@ -58,7 +58,7 @@ class FakeDaemonClient:
         assert self.state == "ready", "submitted before the daemon was ready"
         assert len(rgba) == width * height * 4 and (mask is None or len(mask) == width * height)
         self.submitted.append(dict(method=method, rgba=rgba, width=width, height=height, points=points,
-                                   mask=mask, params=params, seed=seed, prompt=prompt,
+                                   mask=mask, params=params, model=model, seed=seed, prompt=prompt,
                                    preview_every=preview_every, job_id=job_id))
         job = {"job_id": job_id}
         # a 4 x 2 RGB preview when asked for one: step 1's all grey, step 2's all white

@@ -216,3 +216,37 @@ def test_the_dialog_says_what_may_change(tmp_path, monkeypatch, selection, says)
     image, _ = scene(selection=selection)
     dialog, _ = make_dialog(tmp_path, monkeypatch, FakeDaemonClient(), image)
     assert says in dialog.status_label.text
+
+
+@pytest.mark.parametrize("choice,typed,sent", [("", "", None), ("toy", "", "toy"),
+                                               ("other", "/models/sd15.safetensors", "/models/sd15.safetensors")])
+def test_the_model_chosen_in_the_dialog_goes_with_the_drag_and_is_remembered(tmp_path, monkeypatch, choice, typed,
+                                                                             sent):
+    client = FakeDaemonClient()
+    image, _ = scene()
+    dialog, config = make_dialog(tmp_path, monkeypatch, client, image)
+
+    def press_drag():
+        dialog.model_combo.set_active_id(choice)
+        dialog.model_entry.set_text(typed)
+        dialog.dialog.respond(OK)
+
+    play(dialog,
+         (lambda: dialog.form is not None, press_drag),
+         (lambda: "Added the layer" in dialog.status_label.text, lambda: dialog.dialog.respond(CLOSE)))
+    assert client.submitted[0]["model"] == sent
+    assert config.get_property("model") == (sent or "")
+
+
+def test_with_the_daemons_model_missing_the_dialog_asks_for_another_model(tmp_path, monkeypatch):
+    client = FakeDaemonClient()
+    client.welcome = dict(client.welcome, state="error", model="runwayml/stable-diffusion-v1-5",
+                          error={"code": "model_load_failed", "message": "offline", "hint": ""})
+    image, layer = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image)
+    play(dialog,
+         (lambda: dialog.form is not None, lambda: dialog.dialog.respond(OK)),
+         (lambda: True, lambda: dialog.dialog.respond(CLOSE)))
+    assert dialog.daemon_label.text.startswith("The daemon's model runwayml/stable-diffusion-v1-5 is not on this")
+    assert dialog.status_label.text.startswith("The daemon's model is not on this machine. Choose another Model")
+    assert client.submitted == [] and image.get_layers() == [layer]

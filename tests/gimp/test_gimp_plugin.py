@@ -45,7 +45,7 @@ def test_registers_one_procedure_with_the_script_arguments(procedure):
     assert procedure.info["menu_label"] == "_Drag Edit..."
     assert procedure.info["image_types"] == "*"
     assert {n: a["default"] for n, a in procedure.arguments.items()} == {
-        "method": "", "params": "{}", "path-name": "", "seed": -1, "prompt": "", "soft-edge": 8}
+        "method": "", "params": "{}", "path-name": "", "seed": -1, "prompt": "", "soft-edge": 8, "model": ""}
     assert "settings" in procedure.aux_arguments
 
 

@@ -142,3 +142,10 @@ def test_endpoint_variable_wins_and_a_remote_daemon_is_not_started(tmp_path, mon
     session.tick()
     assert session.daemon_state == "unreachable"
     assert "on another machine" in session.daemon_text
+
+
+def test_a_script_can_name_the_model(tmp_path, monkeypatch):
+    client = FakeDaemonClient()
+    image, layer = scene()
+    run.run_noninteractive(session_with(client, tmp_path, monkeypatch), image, [layer], DragArgs(model="toy"))
+    assert client.submitted[0]["model"] == "toy"

@@ -30,6 +30,10 @@ INT_LIMIT = 2**31 - 1
 PREVIEW_WIDTH = 240  # pixels of the live preview's width in the dialog
 PREVIEW_EVERY = 5    # drag steps between the daemon's previews
 
+# The Model list: the daemon's own, the demo model shipped with DragEdit, or one the artist names.
+OTHER_MODEL = "other"
+MODEL_CHOICES = (("", "The daemon's model"), ("toy", "Demo model (tiny, runs on any CPU, for trying the tool)"),
+                 (OTHER_MODEL, "Other: the file, folder or hub id below"))
 
 class ParamField:
     """One parameter's widget: spin button (int), check box (bool), list (choice) or text entry."""
@@ -146,10 +150,21 @@ class DragDialog:
         self.soft_edge.set_value(self.config.get_property("soft-edge"))
         self.soft_edge.set_tooltip_text("Width in pixels over which the edit fades into the untouched image at "
                                         "the selection's edge (0: a hard edge)")
+        self.model_combo = Gtk.ComboBoxText(hexpand=True)
+        for model_id, text in MODEL_CHOICES:
+            self.model_combo.append(model_id, text)
+        self.model_entry = Gtk.Entry(placeholder_text="a .safetensors file, a diffusers folder or a hub id",
+                                     hexpand=True)
+        remembered = self.config.get_property("model") or ""
+        self.model_combo.set_active_id(remembered if remembered in ("", "toy") else OTHER_MODEL)
+        if remembered not in ("", "toy"):
+            self.model_entry.set_text(remembered)
+        self.model_combo.set_tooltip_text("The diffusion model drags use")
         soft_edge_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
         soft_edge_row.pack_start(self.soft_edge, False, False, 0)
         soft_edge_row.pack_start(Gtk.Label(label="px"), False, False, 0)
-        for row, (text, widget) in enumerate((("Method", self.method_combo), ("Seed", self.seed_entry),
+        for row, (text, widget) in enumerate((("Method", self.method_combo), ("Model", self.model_combo),
+                                              ("Other model", self.model_entry), ("Seed", self.seed_entry),
                                               ("Prompt", self.prompt_entry), ("Soft edge", soft_edge_row))):
             grid.attach(Gtk.Label(label=text, xalign=0.0), 0, row, 1, 1)
             grid.attach(widget, 1, row, 1, 1)
@@ -243,8 +258,14 @@ class DragDialog:
         seed = self.store.set_seed(self.seed_entry.get_text())
         self.store.prompt = self.prompt_entry.get_text()
         params = resolve_params(method, self.store.overrides(method))
+        model = self.model_combo.get_active_id() or ""
+        if model == OTHER_MODEL:
+            model = self.model_entry.get_text().strip()
+            if not model:
+                raise UserError("Model is 'Other' but names no model",
+                                "type a .safetensors file, a diffusers folder or a hub id under Other model")
         return DragArgs(method=method.name, params=params, path_name=self.path_name, seed=seed,
-                        prompt=self.store.prompt, soft_edge=self.soft_edge.get_value_as_int())
+                        prompt=self.store.prompt, soft_edge=self.soft_edge.get_value_as_int(), model=model)
 
     def start(self) -> None:
         """Read the image and the dialog, remember the values, and queue the drag."""
@@ -254,8 +275,9 @@ class DragDialog:
                                     args.soft_edge)
             self.method = self.form.method
             write_args(self.config, args, self.store)
+            self.session.require_model(args.model)
             job = self.session.start_drag(self.source.plan, args.method, args.params, seed=args.seed,
-                                          prompt=args.prompt, preview_every=PREVIEW_EVERY)
+                                          prompt=args.prompt, preview_every=PREVIEW_EVERY, model=args.model or None)
         except UserError as err:
             self.status_label.set_text(str(err))
             return

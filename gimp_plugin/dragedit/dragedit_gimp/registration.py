@@ -69,4 +69,6 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
     procedure.add_int_argument("soft-edge", "Soft edge", "Width in pixels over which the edit fades into the "
                                "untouched image at the selection's edge (0: a hard edge)", 0, MAX_SOFT_EDGE_PX,
                                SOFT_EDGE_PX, flags)
+    procedure.add_string_argument("model", "Model", "The diffusion model: empty for the daemon's own, 'toy' for "
+                                  "the demo model, or a .safetensors file, a diffusers folder or a hub id", "", flags)
     procedure.add_string_aux_argument("settings", "Settings", "Every method's last values (JSON)", "", flags)

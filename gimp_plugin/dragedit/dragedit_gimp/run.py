@@ -107,7 +107,9 @@ def start_drag(session: DragSession, source: DragSource, args: DragArgs) -> tupl
     """Check the arguments against the daemon's schema and queue the drag."""
     method = choose_method(session.methods, args.method)
     params = resolve_params(method, args.params)
-    job = session.start_drag(source.plan, method.name, params, seed=args.seed, prompt=args.prompt)
+    session.require_model(args.model)
+    job = session.start_drag(source.plan, method.name, params, seed=args.seed, prompt=args.prompt,
+                             model=args.model or None)
     return method, job
 
 

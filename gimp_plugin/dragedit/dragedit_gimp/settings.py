@@ -25,6 +25,7 @@ class DragArgs:
     seed: int | None = None
     prompt: str = ""
     soft_edge: int = SOFT_EDGE_PX  # px
+    model: str = ""  # '' the daemon's own, 'toy' the demo model, else a file, folder or hub id
 
 
 def parse_params(text: str) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def read_args(config: Gimp.ProcedureConfig) -> DragArgs:
         seed=None if seed is None or seed < 0 else int(seed),
         prompt=config.get_property("prompt") or "",
         soft_edge=int(config.get_property("soft-edge")),
+        model=(config.get_property("model") or "").strip(),
     )
 
 
@@ -62,6 +64,7 @@ def write_args(config: Gimp.ProcedureConfig, args: DragArgs, store: ParamStore) 
     config.set_property("seed", RANDOM_SEED if args.seed is None else args.seed)
     config.set_property("prompt", args.prompt)
     config.set_property("soft-edge", args.soft_edge)
+    config.set_property("model", args.model)
     config.set_property("settings", store.to_json())
 
 

@@ -144,6 +144,12 @@ class DragSession:
         return (self.daemon_state == "ready" and self.welcome_field("state") == "error" and isinstance(error, dict)
                 and str(error.get("code", "")).startswith("model_load"))
 
+    def require_model(self, model: str | None) -> None:
+        """UserError when a drag would use the daemon's own model and that one is missing."""
+        if self.model_missing and not model:
+            raise UserError("The daemon's model is not on this machine",
+                            "choose another Model: the demo model works at once on any CPU")
+
     def reconnect(self, endpoint: str | None = None, start_now: bool = False) -> None:
         """Drop the connection and connect again (to a new endpoint if given); forgets start failures.
 
