@@ -89,7 +89,7 @@ class Daemon:
         self.secure = True  # CurveZMQ on every endpoint (kept in welcome and status for older clients)
         self._factory = engine_factory
         self._paths = options.paths
-        local = security.is_local_endpoint(options.endpoint)
+        local = self._local = security.is_local_endpoint(options.endpoint)
         self._policy = ModelPolicy.for_daemon(options.settings.model, options.allow_models, options.model_folders,
                                               local=local)
         # a job's own VAE follows the same rules, with the daemon's --vae as its default
@@ -569,7 +569,7 @@ class Daemon:
         welcome = {**engine, "type": "welcome", "daemon_version": __version__, "protocol": PROTOCOL_VERSION,
                    "instance": self.instance, "state": self._engine_state, "error": self._engine_error,
                    "limits": self.options.limits.as_dict(), "secure": self.secure}
-        if not self.secure:  # a local daemon: the plug-ins name its log in their error messages
+        if self._local:  # a daemon for this machine: the plug-ins name its log in their error messages
             welcome["log_file"] = str(self._paths.log_file)
         return welcome
 

@@ -99,7 +99,7 @@ wait_until(lambda: not dock.advanced_box.isVisible(), 5, "Advanced to close")
 was = dock.live_preview.isChecked()
 click(dock.live_preview)
 wait_until(lambda: controller.settings.live_preview is (not was), 5, "Live preview to switch")
-click(dock.live_preview)
+key("space")  # the box has the keyboard focus now: the space bar toggles it back
 wait_until(lambda: controller.settings.live_preview is was, 5, "Live preview to switch back")
 no_problem_shown("Live preview")
 if not dock.live_preview.isChecked():
@@ -175,7 +175,10 @@ no_problem_shown("the finished drag")
 
 # Drag again with the published defaults (long), then Cancel while it runs.
 click(dock.advanced_toggle)
+wait_until(dock.advanced_box.isVisible, 5, "Advanced to open again")
 click(dock.reset_button)
+wait_until(lambda: controller.params.value(controller.current_method(), "drag_steps") == default_steps, 5,
+           "Reset to bring back the long default drag")
 click(dock.advanced_toggle)
 click(dock.drag_button)
 wait_until(lambda: controller.job is not None and controller.job.status == "running", 120, "the second drag to run")
