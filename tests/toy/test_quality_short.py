@@ -69,7 +69,8 @@ class GreyEngine:
         editable = np.ones((height, width), bool) if request.mask is None else request.mask > 0
         region = Region(0, 0, width, height, width, height)
         grey = np.full((height, width, 3), 128, np.uint8)
-        out = engine_module.paste(request.image, editable, region, grey, 0)
+        reconstruction = np.ascontiguousarray(request.image[..., :3])  # the model renders the input perfectly
+        out = engine_module.paste(request.image, editable, region, grey, reconstruction, 0)
         return DragResult(out, [h for h, _ in request.points], {}, 0, {}, {"region": [0, 0, width, height]})
 
 

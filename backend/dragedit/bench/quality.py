@@ -145,13 +145,16 @@ def raw_outputs():
     place of the work region as it is (no blend with the input), before the engine pastes it back.
     (The engine returns only the pasted image; this wraps its paste step and leaves the result alone.)"""
     from ..engine import engine as engine_module
+    from ..engine.images import scaled_to_region
 
     paste = engine_module.paste
     collected: list[np.ndarray] = []
 
-    def paste_and_keep_raw(image, editable, region, edited_work, feather):
-        collected.append(paste(image, np.ones_like(editable), region, edited_work, 0))
-        return paste(image, editable, region, edited_work, feather)
+    def paste_and_keep_raw(image, editable, region, edited_work, reference_work, feather):
+        raw = image.copy()
+        raw[region.y0:region.y1, region.x0:region.x1, :3] = scaled_to_region(edited_work, region)
+        collected.append(raw)
+        return paste(image, editable, region, edited_work, reference_work, feather)
 
     engine_module.paste = paste_and_keep_raw
     try:

@@ -197,6 +197,11 @@ def _scaled(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
 
 
+def scaled_to_region(work_rgb: np.ndarray, region: Region) -> np.ndarray:
+    """The working image scaled back to the region's size: what the model made, before any paste."""
+    return _scaled(work_rgb, region.x1 - region.x0, region.y1 - region.y0)
+
+
 def _box_mean(values: np.ndarray, radius: int) -> np.ndarray:
     """The mean of a 2-D array over the (2 radius + 1)^2 square around each element (edges repeated)."""
     k = 2 * radius + 1
