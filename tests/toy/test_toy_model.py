@@ -65,6 +65,22 @@ def test_the_vae_was_trained_on_toy_scenes(pipeline):
     assert 10 * np.log10(1 / mse) > 22
 
 
+def test_the_vae_encodes_to_its_mean_so_posterior_draws_are_the_image(pipeline):
+    """The RecLoRA trains on posterior draws (as the authors' code does): the toy VAE's must be narrow."""
+    from diffusers import AutoencoderKL
+
+    from dragedit.toy.train import narrow_posterior
+
+    images = torch.from_numpy(random_images(2, seed=7)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        posterior = pipeline.vae.encode(images).latent_dist
+    assert float(posterior.std.max()) < 1e-5 < float(posterior.mean.std())
+    wide = AutoencoderKL(latent_channels=4, block_out_channels=(8,), norm_num_groups=8)
+    with torch.no_grad():
+        narrow_posterior(wide)
+        assert float(wide.encode(images[:, :, :16, :16]).latent_dist.std.max()) < 1e-5  # what training ships
+
+
 def test_the_unet_was_trained_to_predict_the_noise(pipeline):
     """Epsilon prediction on noised latents of unseen scenes beats predicting zero by far."""
     from diffusers import DDPMScheduler
