@@ -29,14 +29,6 @@ def crop(data: bytes, width: int, channels: int, rect: Rect) -> bytes:
     return b"".join(data[y * stride + start:y * stride + start + row] for y in range(rect.y, rect.bottom))
 
 
-def paste(target: bytearray, width: int, channels: int, data: bytes, rect: Rect) -> None:
-    """Write a tightly packed ``rect``-sized buffer into ``target`` (a width-wide image) in place."""
-    stride, row = width * channels, rect.width * channels
-    start = rect.x * channels
-    for i, y in enumerate(range(rect.y, rect.bottom)):
-        target[y * stride + start:y * stride + start + row] = data[i * row:(i + 1) * row]
-
-
 def selection_mask(data: bytes, width: int, height: int) -> bytes:
     """A selection's one-byte-per-pixel data as a mask.
 
