@@ -136,7 +136,6 @@ class DragController:
         if self.session is not None:
             self.session.close()
         self.session = self._new_session()
-        self.message = ""
 
     @reports_errors
     def set_model(self, value: str) -> None:
@@ -175,7 +174,6 @@ class DragController:
             raise UserError("The daemon has not said which methods it offers yet", "wait until it is ready")
         self.params.set(method, name, value)
         self._save_params()
-        self.message = ""
 
     @reports_errors
     def reset_params(self) -> None:
@@ -188,7 +186,6 @@ class DragController:
     def set_seed(self, text: str) -> None:
         self.params.set_seed(text)
         self._save_params()
-        self.message = ""
 
     def set_prompt(self, text: str) -> None:
         self.params.prompt = text
@@ -283,7 +280,6 @@ class DragController:
                            preview_every=PREVIEW_EVERY if self.settings.live_preview else 0,
                            model=self.settings.model or None)
         document.save_document_settings(doc, self.params.to_json())
-        self.message = ""
 
     @reports_errors
     def cancel(self) -> None:
