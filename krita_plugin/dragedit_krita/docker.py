@@ -14,6 +14,7 @@ from typing import Any, Callable
 from krita import DockWidget
 
 from dragedit_protocol.editor.params import MethodSpec, ParamSpec
+from dragedit_protocol.editor.session import DAEMON_MODEL, DEMO_MODEL
 
 from .controller import DragController
 from .extension import shared_controller
@@ -26,7 +27,6 @@ from .qt import (
 TITLE = "Drag Edit"
 PREVIEW_WIDTH = 256
 MAX_HEIGHT = 520  # the most the docker asks of the dock area's height; more scrolls
-DEMO_MODEL = ("Demo model (tiny, runs on any CPU, for trying the tool)", "toy")
 # model choices that ask for the value first: (label, data)
 MODEL_PICKERS = (("A .safetensors file...", "?file"), ("A diffusers folder...", "?folder"),
                  ("A model id from the Hugging Face hub...", "?hub"))
@@ -232,8 +232,9 @@ class DragEditDocker(DockWidget):
         chosen = self.controller.settings.model
         session = self.controller.session
         own = session.welcome_field("model") if session is not None else None
-        items = [(f"The daemon's model ({own})" if own else "The daemon's model", ""), DEMO_MODEL]
-        if chosen not in ("", "toy"):
+        daemon_label = f"{DAEMON_MODEL[1]} ({own})" if own else DAEMON_MODEL[1]
+        items = [(daemon_label, DAEMON_MODEL[0]), (DEMO_MODEL[1], DEMO_MODEL[0])]
+        if chosen not in (DAEMON_MODEL[0], DEMO_MODEL[0]):
             items.append((chosen, chosen))
         items += list(MODEL_PICKERS)
         if [(self.model.itemText(i), self.model.itemData(i)) for i in range(self.model.count())] != items:

@@ -19,7 +19,7 @@ from gi.repository import GdkPixbuf, GLib, Gimp, GimpUi, Gtk  # noqa: E402
 from dragedit_protocol.editor.errors import UserError  # noqa: E402
 from dragedit_protocol.editor.jobs import JobState, Preview  # noqa: E402
 from dragedit_protocol.editor.params import MethodSpec, ParamSpec, ParamStore  # noqa: E402
-from dragedit_protocol.editor.session import DragSession  # noqa: E402
+from dragedit_protocol.editor.session import DAEMON_MODEL, DEMO_MODEL, DragSession  # noqa: E402
 
 from .image import DragSource, read_drag  # noqa: E402
 from .registration import MAX_SOFT_EDGE_PX  # noqa: E402
@@ -32,8 +32,7 @@ PREVIEW_EVERY = 5    # drag steps between the daemon's previews
 
 # The Model list: the daemon's own, the demo model shipped with DragEdit, or one the artist names.
 OTHER_MODEL = "other"
-MODEL_CHOICES = (("", "The daemon's model"), ("toy", "Demo model (tiny, runs on any CPU, for trying the tool)"),
-                 (OTHER_MODEL, "Other: the file, folder or hub id below"))
+MODEL_CHOICES = (DAEMON_MODEL, DEMO_MODEL, (OTHER_MODEL, "Other: the file, folder or hub id below"))
 
 class ParamField:
     """One parameter's widget: spin button (int), check box (bool), list (choice) or text entry."""
@@ -156,8 +155,9 @@ class DragDialog:
         self.model_entry = Gtk.Entry(placeholder_text="a .safetensors file, a diffusers folder or a hub id",
                                      hexpand=True)
         remembered = self.config.get_property("model") or ""
-        self.model_combo.set_active_id(remembered if remembered in ("", "toy") else OTHER_MODEL)
-        if remembered not in ("", "toy"):
+        named = (DAEMON_MODEL[0], DEMO_MODEL[0])
+        self.model_combo.set_active_id(remembered if remembered in named else OTHER_MODEL)
+        if remembered not in named:
             self.model_entry.set_text(remembered)
         self.model_combo.set_tooltip_text("The diffusion model drags use")
         soft_edge_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)

@@ -15,6 +15,11 @@ from .jobs import JobState
 from .launcher import DaemonLauncher
 from .params import MethodSpec, methods_from_welcome
 
+# The model choices both plug-ins offer besides a file, folder or hub id the artist names:
+# the daemon's own ('' in a job: no model field) and the demo model shipped with DragEdit.
+DAEMON_MODEL = ("", "The daemon's model")
+DEMO_MODEL = ("toy", "Demo model (tiny, runs on any CPU, for trying the tool)")
+
 
 class Client(Protocol):
     """What the session needs of ``dragedit_protocol.client.DaemonClient``."""
