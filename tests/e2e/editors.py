@@ -162,7 +162,7 @@ def run_in_krita(script: Path, plugin_dirs: list[Path], env: dict[str, str], fix
     """
     if root is None:
         ensure_krita()
-    env = {**daemon_keys(env.get("DRAGEDIT_ENDPOINT", ""), root), **env}
+        env = {**daemon_keys(env.get("DRAGEDIT_ENDPOINT", "")), **env}  # a chroot's get theirs in _chroot_env
     inside = Path("/var/tmp/dragedit-e2e-krita")  # the chroot's Krita home and exchange folder
     home = KRITA_HOME if root is None else root / inside.relative_to("/") / "home"
     with _cache_lock("krita-home" if root is None else "krita-root-home"):
@@ -190,8 +190,7 @@ def run_in_krita(script: Path, plugin_dirs: list[Path], env: dict[str, str], fix
             else:  # a clean environment, as in run_in_gimp; the chroot reaches Xvfb through its abstract socket
                 _mount_proc(root)
                 scripts = inside / "exchange" / "scripts"
-                clean = ["chroot", str(root), "env", "-i", "LANG=C.UTF-8", "PATH=/usr/bin:/bin",
-                         *(f"{k}={v}" for k, v in {**extra, **env}.items())]
+                clean = _chroot_env(root, {**extra, **env})
                 opened: list[str] = []
                 if (Path(script).resolve().parent / "scene.py").exists():  # the scene, saved as a file Krita opens
                     scene = str(inside / "exchange" / "scene.kra")
@@ -273,10 +272,10 @@ def _prepare_gimp(root: Path, script: Path, plugin_dirs: list[Path]) -> str:
 
 
 def _chroot_env(root: Path, env: dict[str, str]) -> list[str]:
-    """The command prefix running a program in the chroot with only HOME, LANG, PATH and ``env`` set
-    (plus the client keys of the test daemon at env's DRAGEDIT_ENDPOINT, see daemon_keys)."""
-    env = {**daemon_keys(env.get("DRAGEDIT_ENDPOINT", ""), root), **env}
-    return ["chroot", str(root), "env", "-i", f"HOME={GIMP_HOME}", "LANG=C.UTF-8", "PATH=/usr/bin:/bin",
+    """The command prefix running a program in the chroot with only HOME (default GIMP's), LANG, PATH
+    and ``env`` set (plus the client keys of the test daemon at env's DRAGEDIT_ENDPOINT, see daemon_keys)."""
+    env = {"HOME": GIMP_HOME, **daemon_keys(env.get("DRAGEDIT_ENDPOINT", ""), root), **env}
+    return ["chroot", str(root), "env", "-i", "LANG=C.UTF-8", "PATH=/usr/bin:/bin",
             *(f"{k}={v}" for k, v in env.items())]
 
 
