@@ -10,10 +10,7 @@ READY="$ROOT/.dragedit-krita-ready"
 [ -e "$ROOT/.dragedit-ready" ] || { echo "add_krita_to_root: $ROOT is not a finished GIMP root" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 t0=$(date +%s)
-unmount_all() {
-  awk -v r="$(readlink -f "$ROOT")" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/mounts \
-    | sort -r | while read -r m; do umount -l "$m" || true; done
-}
+. "$(dirname "$0")/chroot_mounts.sh"  # unmount_all
 mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
 trap unmount_all EXIT
 chroot "$ROOT" apt-get update -q

@@ -13,10 +13,7 @@ ATSPI="$ROOT/usr/lib/x86_64-linux-gnu/girepository-1.0/Atspi-2.0.typelib"
 export DEBIAN_FRONTEND=noninteractive
 t0=$(date +%s)
 
-unmount_all() {   # whatever an interrupted run left mounted inside ROOT, deepest first
-  awk -v r="$(readlink -f "$ROOT")" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/mounts \
-    | sort -r | while read -r m; do umount -l "$m" || true; done
-}
+. "$(dirname "$0")/chroot_mounts.sh"  # unmount_all
 
 if ! command -v debootstrap >/dev/null; then
   apt-get update -q

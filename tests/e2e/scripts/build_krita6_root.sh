@@ -9,10 +9,7 @@ READY="$ROOT/.dragedit-ready"
 [ -e "$READY" ] && exit 0
 export DEBIAN_FRONTEND=noninteractive
 t0=$(date +%s)
-unmount_all() {
-  awk -v r="$(readlink -f "$ROOT")" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/mounts \
-    | sort -r | while read -r m; do umount -l "$m" || true; done
-}
+. "$(dirname "$0")/chroot_mounts.sh"  # unmount_all
 if ! command -v debootstrap >/dev/null; then
   apt-get update -q
   apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends debootstrap
