@@ -138,6 +138,32 @@ class DaemonClient:
         self._queue(message)
         return job_id
 
+    def prepare(
+        self,
+        rgba: bytes,
+        width: int,
+        height: int,
+        mask: bytes | None = None,
+        method: str | None = None,
+        params: dict[str, Any] | None = None,
+        model: str | None = None,
+        prompt: str = "",
+        vae: str | None = None,
+    ) -> str:
+        """Ask the daemon to get this image ready for a drag (``messages.prepare``); returns the
+        prepare id. ``prepared`` messages with that id say where it stands. A newer prepare supersedes
+        this one unless it is for the same image and settings (then it is answered, not repeated)."""
+        prepare_id = uuid.uuid4().hex
+        message = messages.prepare(prepare_id, rgba, width, height, mask, method, params, model, prompt, vae)
+        try:
+            messages.validate_client({**message, "v": PROTOCOL_VERSION}, self._limits())
+        except ProtocolError as err:
+            self._local.append(messages.prepared(prepare_id, "failed", error={
+                "code": err.code, "message": err.message, "hint": err.hint}))
+            return prepare_id
+        self._queue(message)
+        return prepare_id
+
     def cancel(self, job_id: str) -> None:
         """Cancel a queued or running job; the daemon answers ``cancelled`` (or the final result)."""
         self._queue(messages.cancel(job_id))

@@ -1,12 +1,12 @@
 """DragEdit wire messages: msgpack maps with a protocol version, validated before use.
 
 Every message is a msgpack map with at least ``v`` (the protocol version) and ``type``.
-Client -> daemon: hello, submit, cancel, status, fetch, ping.
-Daemon -> client: welcome, queued, progress, result, error, cancelled, status, pong.
+Client -> daemon: hello, submit, prepare, cancel, status, fetch, ping.
+Daemon -> client: welcome, queued, progress, result, error, cancelled, prepared, status, pong.
 
 ``decode`` bounds what a message may cost before and while unpacking it: a message over
-MAX_SMALL_MESSAGE bytes must be a submit (its type is read from its first bytes, before the rest
-is decoded; only submit carries images), at most MAX_OBJECTS objects are decoded (counted as
+MAX_SMALL_MESSAGE bytes must be a submit or a prepare (its type is read from its first bytes, before
+the rest is decoded; only those carry images), at most MAX_OBJECTS objects are decoded (counted as
 they are built) and nothing is nested more than MAX_DEPTH deep; so a message costs about its
 own size in memory and little time. It rejects extension types and validates every field of
 the message type; any problem raises ``ProtocolError`` carrying an error code, a sentence and a
@@ -35,12 +35,15 @@ MAX_PARAMS = 128
 MAX_ARRAY = 4096
 MAX_MAP = 256
 
-CLIENT_TYPES = ("hello", "submit", "cancel", "status", "fetch", "ping")
-DAEMON_TYPES = ("welcome", "queued", "progress", "result", "error", "cancelled", "status", "pong")
+CLIENT_TYPES = ("hello", "submit", "prepare", "cancel", "status", "fetch", "ping")
+DAEMON_TYPES = ("welcome", "queued", "progress", "result", "error", "cancelled", "prepared", "status", "pong")
 TERMINAL_TYPES = ("result", "error", "cancelled")  # a job's last message
-LARGE_CLIENT_TYPES = ("submit",)  # the client messages that carry images
+LARGE_CLIENT_TYPES = ("submit", "prepare")  # the client messages that carry images
 LARGE_DAEMON_TYPES = ("result", "progress", "welcome", "status")  # images, previews, method schemas
 PHASES = ("load", "lora", "inversion", "drag", "denoise")
+# a prepare's life: waiting, running, done (the drag of that image will start at once), replaced by a
+# newer prepare of the same client, or failed (its error says why; a drag would fail the same way)
+PREPARE_STATES = ("queued", "running", "ready", "superseded", "failed")
 
 
 class ProtocolError(ValueError):
@@ -105,8 +108,8 @@ def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS, large_types: tuple[str,
         if kind not in large_types:
             shown = f"a '{kind[:40]}' message" if isinstance(kind, str) else "a message without a type in its first bytes"
             raise ProtocolError(
-                "too_large", f"{shown} of {len(data)} bytes exceeds {MAX_SMALL_MESSAGE} bytes; only submit carries images",
-                "send images in a submit message, with its 'v' and 'type' first")
+                "too_large", f"{shown} of {len(data)} bytes exceeds {MAX_SMALL_MESSAGE} bytes; only submit and prepare "
+                "carry images", "send images in a submit or prepare message, with its 'v' and 'type' first")
     budget = _ObjectBudget(MAX_OBJECTS)
     try:
         obj = msgpack.unpackb(
@@ -223,13 +226,13 @@ _JOB_ID_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 _JOB_ID_CHARS = _JOB_ID_FIRST | frozenset("-_.")
 
 
-def _job_id(msg: dict) -> str:
+def _job_id(msg: dict, key: str = "job_id") -> str:
     # job ids name result files on the daemon's disk: ASCII only, never '.', '..' or a path
-    job_id = _string(msg, "job_id", max_len=128)
+    job_id = _string(msg, key, max_len=128)
     if not job_id or job_id[0] not in _JOB_ID_FIRST or not set(job_id) <= _JOB_ID_CHARS:
         raise ProtocolError(
             "bad_field",
-            "job_id must be 1-128 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
+            f"{key} must be 1-128 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
             "let the client choose the job id (a random hex string)",
         )
     return job_id
@@ -315,7 +318,7 @@ def decode_client(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any
 def validate_client(msg: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Validate an unpacked client message; raises ProtocolError on any problem."""
     kind = _check_envelope(msg, CLIENT_TYPES)
-    job_id = msg.get("job_id") if isinstance(msg.get("job_id"), str) else None
+    job_id = next((msg[key] for key in ("job_id", "prepare_id") if isinstance(msg.get(key), str)), None)
     try:
         return _VALIDATORS[kind](msg, limits)
     except ProtocolError as err:
@@ -351,8 +354,7 @@ def _hello(msg: dict, limits: Limits) -> dict[str, Any]:
     }
 
 
-def _submit(msg: dict, limits: Limits) -> dict[str, Any]:
-    job_id = _job_id(msg)
+def _image_and_mask(msg: dict, limits: Limits) -> tuple[dict[str, Any], dict[str, Any] | None]:
     image = _image(msg, "image", limits, 4)
     mask = None
     if msg.get("mask") is not None:
@@ -363,6 +365,12 @@ def _submit(msg: dict, limits: Limits) -> dict[str, Any]:
                 f"mask is {mask['width']}x{mask['height']} but the image is {image['width']}x{image['height']}",
                 "send a mask of the layer's size",
             )
+    return image, mask
+
+
+def _submit(msg: dict, limits: Limits) -> dict[str, Any]:
+    job_id = _job_id(msg)
+    image, mask = _image_and_mask(msg, limits)
     return {
         "type": "submit",
         "job_id": job_id,
@@ -376,6 +384,22 @@ def _submit(msg: dict, limits: Limits) -> dict[str, Any]:
         "mask": mask,
         "points": _points(msg, image["width"], image["height"], limits),
         "preview_every": _int(msg, "preview_every", 0, 10000, required=False, default=0),
+    }
+
+
+def _prepare(msg: dict, limits: Limits) -> dict[str, Any]:
+    prepare_id = _job_id(msg, "prepare_id")
+    image, mask = _image_and_mask(msg, limits)
+    return {
+        "type": "prepare",
+        "prepare_id": prepare_id,
+        "method": _string(msg, "method", required=False, default=None, max_len=64),
+        "params": _params(msg),
+        "model": _model(msg),
+        "vae": _model(msg, "vae"),
+        "prompt": _string(msg, "prompt", required=False, default=""),
+        "image": image,
+        "mask": mask,
     }
 
 
@@ -396,6 +420,7 @@ def _empty(kind: str):
 _VALIDATORS = {
     "hello": _hello,
     "submit": _submit,
+    "prepare": _prepare,
     "cancel": _job_only("cancel"),
     "fetch": _job_only("fetch"),
     "status": _empty("status"),
@@ -409,6 +434,10 @@ def decode_daemon(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any
     kind = _check_envelope(msg, DAEMON_TYPES)
     if kind in ("queued", "progress", "result", "cancelled"):
         _job_id(msg)
+    elif kind == "prepared":
+        _job_id(msg, "prepare_id")
+        if msg.get("state") not in PREPARE_STATES:
+            raise ProtocolError("bad_field", f"unknown prepare state {str(msg.get('state'))[:40]!r}")
     if kind == "result":
         _image(msg, "image", limits, 4)
     elif kind == "progress" and msg.get("preview") is not None:
@@ -458,6 +487,43 @@ def submit(
         "points": [list(map(float, p)) for p in points],
         "preview_every": preview_every,
     }
+
+
+def prepare(
+    prepare_id: str,
+    rgba: bytes,
+    width: int,
+    height: int,
+    mask: bytes | None = None,
+    method: str | None = None,
+    params: dict[str, Any] | None = None,
+    model: str | None = None,
+    prompt: str = "",
+    vae: str | None = None,
+) -> dict[str, Any]:
+    """Ask the daemon to get an image ready for dragging (its RecLoRA and inversion) before the drag.
+
+    Send the image, mask, model and prompt the drag will send, and the method and its parameters
+    (``method`` None: every method's defaults), so that the drag finds them in the caches."""
+    return {
+        "type": "prepare",
+        "prepare_id": prepare_id,
+        "method": method,
+        "params": dict(params or {}),
+        "model": model,
+        "vae": vae,
+        "prompt": prompt,
+        "image": {"width": width, "height": height, "data": bytes(rgba)},
+        "mask": None if mask is None else {"width": width, "height": height, "data": bytes(mask)},
+    }
+
+
+def prepared(prepare_id: str, state: str, step: int = 0, total: int = 0, eta_s: float | None = None,
+             cached: dict[str, bool] | None = None, error: dict[str, str] | None = None) -> dict[str, Any]:
+    """Where a prepare stands (PREPARE_STATES); ``step`` / ``total`` count its LoRA and inversion steps,
+    ``cached`` says what was already there when it ran, ``error`` (code, message, hint) why it failed."""
+    return {"type": "prepared", "prepare_id": prepare_id, "state": state, "step": step, "total": total,
+            "eta_s": eta_s, "cached": dict(cached or {}), "error": error}
 
 
 def cancel(job_id: str) -> dict[str, Any]:

@@ -71,6 +71,9 @@ def daemon_messages() -> list[dict]:
         messages.result("j1", rgba(3, 2), 3, 2, [(1.0, 1.0)], {"drag": 1.5}, 7, {"lora": True}, {"unet_forward": 9}),
         messages.error("bad_points", "the handle is outside", "move it", "j1"),
         messages.cancelled("j1"),
+        messages.prepared("p1", "running", 3, 40, 2.5),
+        messages.prepared("p1", "ready", 40, 40, cached={"lora": False, "inversion": True}),
+        messages.prepared("p1", "failed", error={"code": "model_not_allowed", "message": "no", "hint": "use another"}),
         {"type": "status", "queued": 2, "running": None},
         messages.pong("i1"),
     ]
@@ -288,3 +291,51 @@ def test_a_job_may_name_its_own_vae():
     assert message["vae"] == "stabilityai/sd-vae-ft-mse"
     assert messages.validate_client({**message, "v": PROTOCOL_VERSION})["vae"] == "stabilityai/sd-vae-ft-mse"
     assert messages.validate_client({**valid_submit(), "v": PROTOCOL_VERSION})["vae"] is None  # the daemon's own
+
+
+def valid_prepare(**changes) -> dict:
+    message = messages.prepare("prep-1", rgba(8, 6), 8, 6, mask=bytes(range(48)), method="gooddrag",
+                               params={"lora_steps": 20}, model="some/model", prompt="a cat")
+    message.update(changes)
+    return message
+
+
+def test_prepare_round_trip_keeps_every_field_and_may_name_no_method():
+    decoded = messages.decode_client(pack(valid_prepare()))
+    assert decoded == {"type": "prepare", "prepare_id": "prep-1", "method": "gooddrag", "params": {"lora_steps": 20},
+                       "model": "some/model", "vae": None, "prompt": "a cat",
+                       "image": {"width": 8, "height": 6, "data": rgba(8, 6)},
+                       "mask": {"width": 8, "height": 6, "data": bytes(range(48))}}
+    every_method = messages.decode_client(pack(messages.prepare("p2", rgba(2, 2), 2, 2)))
+    assert (every_method["method"], every_method["mask"], every_method["params"]) == (None, None, {})
+
+
+@pytest.mark.parametrize("changes, code", [
+    ({"prepare_id": "../x"}, "bad_field"),
+    ({"mask": {"width": 3, "height": 6, "data": bytes(18)}}, "bad_mask"),
+    ({"image": {"width": 8, "height": 6, "data": bytes(5)}}, "bad_image"),
+    ({"params": {"lr": float("nan")}}, "bad_param"),
+])
+def test_bad_prepare_fields_have_their_own_error_code_and_name_the_prepare(changes, code):
+    with pytest.raises(ProtocolError) as err:
+        messages.decode_client(pack(valid_prepare(**changes)))
+    assert err.value.code == code
+    if "prepare_id" not in changes:
+        assert err.value.job_id == "prep-1"
+
+
+def test_a_large_prepare_is_accepted_as_a_message_carrying_an_image():
+    big = messages.prepare("p3", bytes(200 * 100 * 4), 200, 100)
+    assert len(pack(big)) > messages.MAX_SMALL_MESSAGE
+    assert messages.decode_client(pack(big))["image"]["width"] == 200
+
+
+def test_a_prepared_message_with_an_unknown_state_is_refused_by_the_client_side():
+    with pytest.raises(ProtocolError):
+        messages.decode_daemon(pack(messages.prepared("p1", "half-done")))
+
+
+@FAST
+@given(st.sampled_from(list(valid_prepare()) + ["v", "type"]), values)
+def test_any_value_in_any_prepare_field(field, value):
+    assert_only_protocol_errors(pack(valid_prepare(**{field: value})))
