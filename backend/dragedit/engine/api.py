@@ -29,8 +29,35 @@ class DragRequest:
 
 
 @dataclass
+class PrepareRequest:
+    """Get an image ready for dragging: the RecLoRA and inversion a drag of it will look up.
+
+    image / mask / model / vae / prompt as in DragRequest (the mask fixes the working region; without
+    one the whole image is the region); method None: every method with its defaults, else that
+    method with ``params``.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray | None = None
+    method: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    prompt: str = ""
+    model: str | None = None
+    vae: str | None = None
+
+
+@dataclass
+class PrepareResult:
+    """What a prepare did: per phase, whether every part of it was already cached; seconds per phase."""
+
+    cache_hits: dict[str, bool]
+    timings: dict[str, float]
+
+
+@dataclass
 class Progress:
-    """A progress report: phase is one of load, lora, inversion, drag, denoise."""
+    """A progress report: phase is one of load, lora, inversion, drag, denoise (and prepare: a
+    prepare's LoRA and inversion steps counted together)."""
 
     phase: str
     step: int
