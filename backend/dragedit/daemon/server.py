@@ -159,7 +159,7 @@ class Daemon:
             raise DaemonError(
                 f"{endpoint} can be reached from other machines, and no client of another machine is authorised "
                 "(CurveZMQ keys). Create the server key with 'dragedit keys server' and authorise each client "
-                "with 'dragedit keys new-client NAME' (see README: Running the daemon for other machines), "
+                "with 'dragedit keys new-client NAME' (see docs/daemon.md: Running the daemon for other machines), "
                 "or bind to tcp://127.0.0.1.")
 
     def _open(self) -> None:
