@@ -44,6 +44,7 @@ def test_a_prepare_reports_its_steps_and_ready_and_an_equal_one_is_answered_not_
     again = prepare(second, steps=3)  # another client, the same image and settings
     seen = pump([second], prepared(again, "ready"))
     assert states(seen, again) == ["ready"] and len(engines[0].prepared) == 1
+    assert seen[-1]["cached"] == {"lora": True, "inversion": True}
 
 
 def test_a_drag_submitted_during_a_prepare_runs_first_and_the_prepare_finishes_after(start_daemon, connect):

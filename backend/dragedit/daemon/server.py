@@ -471,8 +471,9 @@ class Daemon:
         for older in self._prepares.of_lane(subscriber.lane):  # this client now wants another image ready
             if older.key != key:
                 self._unsubscribe(older, subscriber.lane)
-        if key in self._prepares.done:
-            self._send(peer_id, messages.prepared(subscriber.prepare_id, "ready", cached=self._prepares.done[key]))
+        if key in self._prepares.done:  # done before: every phase it made is in the caches now
+            cached = {phase: True for phase in self._prepares.done[key]}
+            self._send(peer_id, messages.prepared(subscriber.prepare_id, "ready", cached=cached))
             return
         job = self._prepares.find(key)
         if job is None:
