@@ -288,3 +288,26 @@ def test_a_job_may_name_its_own_vae():
     assert message["vae"] == "stabilityai/sd-vae-ft-mse"
     assert messages.validate_client({**message, "v": PROTOCOL_VERSION})["vae"] == "stabilityai/sd-vae-ft-mse"
     assert messages.validate_client({**valid_submit(), "v": PROTOCOL_VERSION})["vae"] is None  # the daemon's own
+
+
+LOADING = {"bytes_done": 400_000_000, "bytes_total": 4_270_000_000, "eta_s": 20.5, "file": "vae/x.safetensors"}
+
+
+@pytest.mark.parametrize("kind", ["welcome", "status"])
+def test_the_download_progress_of_welcome_and_status_is_kept_when_valid_and_dropped_when_not(kind):
+    decoded = messages.decode_daemon(messages.encode({"type": kind, "state": "loading model", "loading": LOADING}))
+    assert decoded["loading"] == LOADING
+    for bad in ({**LOADING, "bytes_done": -1}, {**LOADING, "eta_s": "soon"}, {**LOADING, "bytes_total": 1.5}, [1, 2]):
+        decoded = messages.decode_daemon(messages.encode({"type": kind, "state": "loading model", "loading": bad}))
+        assert decoded["state"] == "loading model" and decoded["loading"] is None  # the rest still counts
+
+
+@pytest.mark.parametrize("loading, words", [
+    (LOADING, "0.4 of 4.3 GB, less than a minute left"),
+    ({**LOADING, "bytes_total": 900_000_000, "eta_s": None}, "400 of 900 MB"),
+    ({**LOADING, "eta_s": 170}, "0.4 of 4.3 GB, about 3 min left"),
+    ({**LOADING, "eta_s": 3 * 3600}, "0.4 of 4.3 GB, about 3.0 h left"),
+    ({**LOADING, "bytes_total": None, "eta_s": None}, "400 MB so far"),
+])
+def test_download_words(loading, words):
+    assert messages.download_words(loading) == words
