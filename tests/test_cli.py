@@ -154,6 +154,16 @@ def test_status_shows_the_daemon(daemon, capsys):
     assert '"queued": 0' in capsys.readouterr().out
 
 
+def test_status_shows_a_download_in_progress():
+    status = {"daemon_version": "0.1.0", "pid": 7, "endpoint": "tcp://127.0.0.1:1", "uptime_s": 9.0,
+              "state": "loading model", "error": None, "model": "org/model", "queued": 0, "clients": 1,
+              "results_stored": 0, "data_folder": "/d",
+              "loading": {"bytes_done": 1_200_000_000, "bytes_total": 4_300_000_000, "eta_s": 610.0,
+                          "file": "unet/diffusion_pytorch_model.safetensors"}}
+    assert ("engine   loading model: downloading, 1.2 of 4.3 GB, about 10 min left "
+            "(unet/diffusion_pytorch_model.safetensors)") in cli.format_status(status).splitlines()
+
+
 def test_edit_local_runs_the_engine_in_process(tiny_model_dir, picture, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DRAGEDIT_HOME", str(tmp_path / "home"))
     out = tmp_path / "local.png"

@@ -525,11 +525,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def format_status(status: dict[str, Any]) -> str:
-    running = status.get("running")
+    from dragedit_protocol.messages import download_words
+
+    running, download = status.get("running"), status.get("loading")
+    engine = status["state"] + (f": {status['error']['message']}" if status.get("error") else "")
+    if download:  # the daemon's hub model is still downloading
+        engine += f": downloading, {download_words(download)}" + (f" ({download['file']})" if download.get("file") else "")
     lines = [
         f"daemon   {status['daemon_version']} (pid {status['pid']}) at {status['endpoint']}, up {status['uptime_s']:.0f}s"
         f"{', CurveZMQ' if status.get('secure') else ''}",
-        f"engine   {status['state']}" + (f": {status['error']['message']}" if status.get("error") else ""),
+        f"engine   {engine}",
         f"device   {status.get('device') or 'not known yet'}",
         f"model    {status.get('model')}",
         f"queue    {'running ' + running['job_id'] + ' (' + running['method'] + ')' if running else 'idle'}, "

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 # the daemon closes them: a client's socket drops what it has not read yet when its connection closes
 # (it queues only on live connections, ZMQ_IMMEDIATE), and the plug-ins read every 50-100 ms.
 FINAL_MESSAGE_GRACE_S = 1.0
+# The welcome that carries a model download's progress goes out again at most this often.
+LOADING_RESEND_S = 1.0
 
 
 class DaemonError(Exception):
@@ -106,6 +108,9 @@ class Daemon:
         self._peers: dict[bytes, Peer] = {}
         self._engine_state = LOADING
         self._engine_error: dict[str, str] | None = None
+        self._loading: dict[str, Any] | None = None  # the model's download progress (worker.py: "loading")
+        self._loading_unsent = False
+        self._loading_sent = -LOADING_RESEND_S  # time.monotonic() of the last welcome sent for it
         self._description: dict[str, Any] = {}
         self._specs: dict = {}
         self._engine_status: dict[str, Any] | None = None
@@ -286,6 +291,9 @@ class Daemon:
             if self._router in ready:
                 self._drain_router()
             now = time.monotonic()
+            if self._loading_unsent and now >= self._loading_sent + LOADING_RESEND_S:
+                self._loading_unsent, self._loading_sent = False, now
+                self._welcome_all()
             if now >= next_housekeeping:
                 next_housekeeping = now + 1.0
                 self._forget_silent_peers()
@@ -626,10 +634,11 @@ class Daemon:
                 if description is not None:
                     self._description = description
                     self._specs = method_specs(description)
+                self._loading, self._loading_unsent = None, False
                 log.info("engine: %s%s", state, f" ({error['message']})" if error else "")
-                for peer_id, peer in self._peers.items():
-                    if peer.hello is not None:
-                        self._send(peer_id, self._welcome())
+                self._welcome_all()
+            elif kind == "loading":
+                self._loading, self._loading_unsent = event[1], True
             elif kind == "engine_status":
                 self._engine_status = event[1]
             elif kind == "prepare_progress":
@@ -657,6 +666,12 @@ class Daemon:
         self._dispatch()
         self._announce_positions()
 
+    def _welcome_all(self) -> None:
+        """Send the welcome again to every client that said hello (the engine's state changed)."""
+        for peer_id, peer in self._peers.items():
+            if peer.hello is not None:
+                self._send(peer_id, self._welcome())
+
     # ------------------------------------------------------------------ descriptions
 
     def _welcome(self) -> dict[str, Any]:
@@ -665,7 +680,7 @@ class Daemon:
         engine.update(self._description)
         welcome = {**engine, "type": "welcome", "daemon_version": __version__, "protocol": PROTOCOL_VERSION,
                    "instance": self.instance, "state": self._engine_state, "error": self._engine_error,
-                   "limits": self.options.limits.as_dict(), "secure": self.secure}
+                   "loading": self._loading, "limits": self.options.limits.as_dict(), "secure": self.secure}
         if self._local:  # a daemon for this machine: the plug-ins name its log in their error messages
             welcome["log_file"] = str(self._paths.log_file)
         return welcome
@@ -686,6 +701,7 @@ class Daemon:
             "uptime_s": round(time.time() - self._started_at, 1),
             "state": self._engine_state,
             "error": self._engine_error,
+            "loading": self._loading,
             "model": self._description.get("model", self.options.settings.model),
             "device": self._description.get("device"),
             "engine": self._engine_status,

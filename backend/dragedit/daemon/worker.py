@@ -2,7 +2,8 @@
 
 It talks to the I/O thread through a thread-safe queue of events plus a wake-up message on
 its own inproc PAIR socket (one socket per thread). Events:
-``("engine", state, description, error)``, ``("progress", job, message)``,
+``("engine", state, description, error)``, ``("loading", download)`` (a hub model's download
+progress while it loads, engine/download.py; None when none runs), ``("progress", job, message)``,
 ``("done", job, message)``, ``("engine_status", status)``, and for prepares
 ``("prepare_progress", prepare, step, total)`` and ``("prepare_done", prepare, message)`` (the
 message a drag would have ended with: result (with ``cache_hits`` only), cancelled or error).
@@ -13,13 +14,15 @@ import errno
 import logging
 import queue
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Callable
 
 import zmq
 
 from dragedit_protocol import messages
 
-from ..engine.api import EditError, EngineSettings, JobCancelled
+from ..engine.api import EditError, EngineSettings, JobCancelled, describe_source
+from ..engine.download import DownloadWatcher
 from .convert import plain, progress_message, result_message, to_prepare_request, to_request
 from .jobs import Job
 from .prepares import PrepareJob
@@ -95,7 +98,8 @@ class Worker(threading.Thread):
         try:
             engine = self._factory(self._settings)
             description = plain(engine.describe())
-            engine.ensure_model()  # load the model now, so the first job does not wait for it
+            with self._watch_download():
+                engine.ensure_model()  # load the model now, so the first job does not wait for it
             description = plain(engine.describe())
         except Exception as exc:
             failure = self._load_error(exc)
@@ -109,6 +113,18 @@ class Worker(threading.Thread):
         self._post(("engine", READY, description, None))
         self._post_status()
         return None
+
+    def _watch_download(self) -> AbstractContextManager:
+        """While the daemon's model loads from the hub, post its download progress (a folder or a
+        file loads without)."""
+        if describe_source(self._settings.model) != "hub":
+            return nullcontext()
+        return DownloadWatcher(self._settings.model, self._post_download)
+
+    def _post_download(self, download: dict[str, Any] | None) -> None:
+        """Called on the watcher's thread: the event goes in the queue without a wake-up, as the wake
+        socket belongs to this thread (the I/O thread reads the queue at least every 100 ms)."""
+        self.events.put(("loading", download))
 
     def _load_error(self, exc: Exception) -> EditError:
         if _is_disk_full(exc):  # also when the loader wrapped the OSError in its own error

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -125,3 +126,15 @@ class EngineSettings:
     memory_cache_items: int = 8
     reference_cache_items: int = 2  # images whose mutual-attention keys/values are kept (~0.8 GB each, SD-1.5 bf16)
     disk_cache_bytes: int = 2 * 1024**3
+
+
+def describe_source(source: str) -> str:
+    """What kind of model source a string names: toy, folder, single_file or hub."""
+    if source == "toy":
+        return "toy"
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return "folder"
+    if path.suffix in (".safetensors", ".ckpt", ".pt", ".pth", ".bin"):
+        return "single_file"
+    return "hub"
