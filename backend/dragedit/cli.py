@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "only this user's clients get in (CurveZMQ keys in the data folder), and on an address "
                        "other machines can reach the clients authorised with 'dragedit keys'")
     _engine_options(serve)
+    serve.add_argument("--devices", default=None, metavar="LIST",
+                       help="one worker (with its own model copy and caches) per device, e.g. cuda:0,cuda:1 or "
+                            "cpu,cpu; default: every visible GPU when --device is auto or cuda, else --device")
     serve.add_argument("--allow-model", action="append", default=[], metavar="MODEL",
                        help="a model jobs may ask for (hub id, folder or .safetensors file); repeatable")
     serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
@@ -204,10 +208,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         endpoint = check_endpoint(args.endpoint or default_endpoint())
     except EndpointError as exc:
         raise UsageError(str(exc))
+    devices = serve_devices(args.devices, args.device)
     paths = Paths.default().make()
     quiet_progress_bars()
     options = DaemonOptions(
-        endpoint=endpoint, settings=engine_settings(args, paths.cache), paths=paths,
+        endpoint=endpoint, settings=engine_settings(args, paths.cache), paths=paths, devices=devices,
         allow_models=tuple(args.allow_model), model_folders=tuple(args.models_dir),
         result_ttl_s=args.result_hours * 3600, max_queued_bytes=args.max_queued_mb * 2**20)
     daemon = Daemon(options, create_engine)
@@ -224,6 +229,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.shutdown()
         os._exit(0)
     return 0
+
+
+def serve_devices(devices: str | None, device: str) -> tuple[str, ...]:
+    """The workers' devices: --devices as given, else every visible GPU when --device allows a GPU and
+    there are several, else () (one worker on --device)."""
+    if devices is not None:
+        names = tuple(name.strip() for name in devices.split(","))
+        for name in names:
+            if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
+                raise UsageError(f"--devices: '{name}' is not cpu, cuda or cuda:N (write e.g. cuda:0,cuda:1)")
+        return names
+    if device not in ("auto", "cuda"):
+        return ()
+    import torch
+
+    count = torch.cuda.device_count()
+    return tuple(f"cuda:{index}" for index in range(count)) if count > 1 else ()
 
 
 # ---------------------------------------------------------------------------- edit

@@ -68,6 +68,7 @@ def test_a_prepared_first_drag_is_served_from_the_caches_the_prepare_made(bench_
         assert prepared["run"]["cache_hits"]["lora"] and prepared["run"]["cache_hits"]["inversion"]
         assert prepared["run"]["counts"]["unet_backward"] == repeat["counts"]["unet_backward"]
         assert summary["prepared_vs_repeat"] == pytest.approx(prepared["run"]["edit"] / repeat["edit"])
+        assert summary["prepared_vs_repeat_cpu"] == pytest.approx(prepared["run"]["cpu_time"] / repeat["cpu_time"])
     assert "prepared first drag" in table and "x the time of a repeat" in table
 
 

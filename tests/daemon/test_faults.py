@@ -127,7 +127,7 @@ def test_an_outcome_the_full_disk_refused_is_fetched_from_memory(full_disk, star
     job_id = submit(first, params={"steps": 20, "step_s": 0.02})
     pump([first], lambda seen: any(m["type"] == "progress" for m in seen))
     first.close()  # the editor went away; the result cannot be written to the full disk
-    eventually(lambda: daemon._running is None)
+    eventually(lambda: not daemon._running)
     second = connect(daemon.bound_endpoint, data_folder=full_disk.root)
     ready(second)
     second.fetch(job_id)

@@ -39,6 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--method", default="dragdiffusion", help="method to run (default dragdiffusion)")
     parser.add_argument("--param", action="append", default=[], metavar="K=V", help="method parameter; repeatable")
     parser.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    parser.add_argument("--devices", default=None, metavar="LIST",
+                        help="the started daemon's workers, e.g. cpu,cpu for two CPU workers (default: one)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for all results")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args(argv)
@@ -49,7 +51,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    with bench_daemon(args.endpoint, args.model, "load") as (endpoint, daemon):
+    with bench_daemon(args.endpoint, args.model, "load", args.devices) as (endpoint, daemon):
         report = run_load(endpoint, args, daemon)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     ok = report["completed"] == report["submitted"] and report["lost"] == report["duplicated"] == 0
@@ -57,26 +59,28 @@ def main(argv: list[str]) -> int:
 
 
 @contextmanager
-def bench_daemon(endpoint: str | None, model: str | None, bench: str) -> Iterator[tuple[str, DaemonProcess | None]]:
+def bench_daemon(endpoint: str | None, model: str | None, bench: str,
+                 devices: str | None = None) -> Iterator[tuple[str, DaemonProcess | None]]:
     """(endpoint, process) of the daemon a benchmark measures: the one running at ``endpoint``, or
     one started in a scratch folder for the benchmark and stopped afterwards (process None: not ours)."""
     if endpoint:
         yield endpoint, None
         return
     with tempfile.TemporaryDirectory(prefix=f"dragedit-bench-{bench}-") as scratch:
-        daemon = start_daemon(Path(scratch), model)
+        daemon = start_daemon(Path(scratch), model, devices)
         try:
             yield daemon.endpoint, daemon
         finally:
             daemon.stop()
 
 
-def start_daemon(scratch: Path, model: str | None) -> DaemonProcess:
+def start_daemon(scratch: Path, model: str | None, devices: str | None = None) -> DaemonProcess:
     if model is None:
         from ..engine.models import build_random_model
 
         model = str(build_random_model(scratch / "tiny-model", layout="tiny"))
-    daemon = DaemonProcess(scratch / "home", model, extra=("--device", "cpu", "--dtype", "fp32", "--work-size", "64"))
+    extra = ("--device", "cpu", "--dtype", "fp32", "--work-size", "64", *(("--devices", devices) if devices else ()))
+    daemon = DaemonProcess(scratch / "home", model, extra=extra)
     daemon.start().wait_ready()
     return daemon
 
@@ -198,6 +202,7 @@ def summarise(tally: Tally, args: argparse.Namespace, elapsed: float, idle_rss: 
     return {
         "clients": args.clients,
         "jobs_per_client": args.jobs,
+        "devices": args.devices,
         "submitted": len(tally.submitted),
         "completed": outcomes.get("result", 0),
         "failed": sum(n for kind, n in outcomes.items() if kind != "result"),
@@ -219,7 +224,8 @@ def summarise(tally: Tally, args: argparse.Namespace, elapsed: float, idle_rss: 
 def format_report(r: dict[str, Any]) -> str:
     lat, first, rss = r["latency_s"], r["first_result_s"], r["daemon_rss_mb"]
     lines = [
-        f"load: {r['clients']} clients x {r['jobs_per_client']} jobs in {r['seconds']}s ({r['jobs_per_second']} jobs/s)",
+        f"load: {r['clients']} clients x {r['jobs_per_client']} jobs in {r['seconds']}s ({r['jobs_per_second']} jobs/s)"
+        + (f" on workers {r['devices']}" if r.get("devices") else ""),
         f"  submitted  {r['submitted']}",
         f"  completed  {r['completed']}",
         f"  failed     {r['failed']}" + (f"  {r['failures']}" if r["failures"] else ""),

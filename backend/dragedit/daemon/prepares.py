@@ -18,6 +18,14 @@ from typing import Any
 import msgpack
 
 
+def image_key(message: dict[str, Any]) -> str:
+    """The image and selection of a submit or prepare: what a worker's caches are for."""
+    digest = hashlib.sha256(message["image"]["data"])
+    if message.get("mask"):
+        digest.update(message["mask"]["data"])
+    return digest.hexdigest()[:32]
+
+
 def prepare_key(message: dict[str, Any]) -> str:
     """What a prepare computes depends on: its content, never its id."""
     content = {name: message.get(name) for name in ("image", "mask", "method", "params", "model", "vae", "prompt")}

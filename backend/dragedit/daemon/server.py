@@ -1,8 +1,9 @@
-"""The daemon: a ROUTER socket on the I/O thread, a fair job queue, one worker thread.
+"""The daemon: a ROUTER socket on the I/O thread, a fair job queue, one worker thread per device.
 
 The I/O thread owns every piece of scheduling state (no locks): it decodes and checks client
-messages, answers hello/ping/status/fetch/cancel at once, queues submits, hands the worker
-one job at a time, and forwards the worker's progress and outcomes to the job's client.
+messages, answers hello/ping/status/fetch/cancel at once, queues submits and prepares, hands each
+free worker the next job (preferring the worker whose caches hold that image), and forwards the
+workers' progress and outcomes to the job's client.
 Every outcome is also kept on disk until fetched or expired, so a client that vanished can
 come back for it.
 
@@ -22,7 +23,8 @@ import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import zmq
@@ -38,9 +40,9 @@ from .convert import method_specs
 from .jobs import FairQueue, Job, job_key
 from .lock import AlreadyRunning, InstanceLock
 from .model_policy import ModelPolicy
-from .prepares import PrepareJob, PrepareQueue, Subscriber, prepare_key
+from .prepares import PrepareJob, PrepareQueue, Subscriber, image_key, prepare_key
 from .results import ResultStore
-from .worker import LOADING, EngineFactory, Worker
+from .worker import FAILED, LOADING, READY, EngineFactory, Worker
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class DaemonError(Exception):
 class DaemonOptions:
     endpoint: str = DEFAULT_ENDPOINT
     settings: EngineSettings = field(default_factory=EngineSettings)
+    devices: tuple[str, ...] = ()  # one worker (engine, model copy, caches) per device; () = one on settings.device
     paths: Paths = field(default_factory=Paths.default)
     allow_models: tuple[str, ...] = ()
     model_folders: tuple[str, ...] = ()
@@ -104,7 +107,11 @@ class Daemon:
         self._queue = FairQueue()
         self._prepares = PrepareQueue(remembered=options.settings.memory_cache_items)
         self._announced: dict[str, int] = {}
-        self._running: Job | None = None
+        self._workers: list[Worker] = []
+        self._running: dict[Worker, Job | PrepareJob] = {}  # what each busy worker runs
+        self._holds: dict[Worker, OrderedDict[str, None]] = {}  # images whose caches each worker holds, oldest first
+        self._worker_states: dict[Worker, str] = {}
+        self._worker_statuses: dict[Worker, dict[str, Any]] = {}
         self._peers: dict[bytes, Peer] = {}
         self._engine_state = LOADING
         self._engine_error: dict[str, str] | None = None
@@ -113,7 +120,6 @@ class Daemon:
         self._loading_sent = -LOADING_RESEND_S  # time.monotonic() of the last welcome sent for it
         self._description: dict[str, Any] = {}
         self._specs: dict = {}
-        self._engine_status: dict[str, Any] | None = None
         self._started_at = time.time()
         self._last_final_sent = -FINAL_MESSAGE_GRACE_S  # time.monotonic() of the last final message
         self.finished_cleanly = False
@@ -211,15 +217,19 @@ class Daemon:
         self._monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.bound_endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         wake_endpoint = f"inproc://dragedit-wake-{self.instance}"
-        self._wake = self._context.socket(zmq.PAIR)
+        self._wake = self._context.socket(zmq.PULL)
         self._wake.bind(wake_endpoint)
         self._store = ResultStore(self._paths.results, self._paths.jobs, ttl_s=opts.result_ttl_s)
         interrupted = self._store.recover()
         if interrupted:
             log.warning("%d job(s) were cut short by the previous daemon: %s", len(interrupted), ", ".join(interrupted))
         self._store.expire()
-        self._worker = Worker(self._context, wake_endpoint, self._factory, opts.settings, self._store, self._log_hint)
-        self._worker.start()
+        for index, device in enumerate(opts.devices or (opts.settings.device,)):
+            worker = Worker(self._context, wake_endpoint, self._factory, replace(opts.settings, device=device),
+                            self._store, self._log_hint, name=f"dragedit-worker-{index}")
+            self._workers.append(worker)
+            self._holds[worker], self._worker_states[worker] = OrderedDict(), LOADING
+            worker.start()
         log.info("DragEdit daemon %s serving %s (CurveZMQ: this user's clients%s), data folder %s", __version__,
                  self.bound_endpoint, " and the authorised ones" if security.authorized(self._paths) else "",
                  self._paths.root)
@@ -238,17 +248,18 @@ class Daemon:
 
     def _close(self) -> None:
         log.info("shutting down")
-        if self._running is not None:
-            self._running.cancel.set()
-        if self._prepares.running is not None:
-            self._prepares.running.cancel.set()
+        for running in self._running.values():
+            running.cancel.set()
         for job in self._queue.ordered():
             self._queue.remove(job.key)
             self._finish_unrun(job, messages.error(
                 "daemon_stopped", f"the daemon was stopped before job {job.job_id} ran",
                 "start the daemon again (dragedit serve) and run the edit again", job.job_id))
-        self._worker.stop()
-        self._worker.join(timeout=30)
+        for worker in self._workers:
+            worker.stop()
+        deadline = time.monotonic() + 30
+        for worker in self._workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
         self._handle_worker_events()
         self._let_clients_read_final_messages()
         self._wake.close(linger=0)
@@ -257,7 +268,7 @@ class Daemon:
         self._router.close(linger=1000)
         if self._auth is not None:
             self._auth.stop()
-        self.finished_cleanly = not self._worker.is_alive()
+        self.finished_cleanly = not any(worker.is_alive() for worker in self._workers)
         if self.finished_cleanly:
             self._context.term()
         else:
@@ -388,7 +399,7 @@ class Daemon:
         """Forget connections silent for the heartbeat timeout, except those a job in flight reports to
         (their messages wait for them; a job's outcome is stored anyway)."""
         limit = time.monotonic() - self.options.heartbeat_timeout_s
-        in_flight = [*self._queue.ordered(), *([self._running] if self._running else [])]
+        in_flight = [*self._queue.ordered(), *self._drags_running()]
         reporting = {job.peer for job in in_flight}.union(*(job.watchers for job in in_flight))
         for peer_id, peer in list(self._peers.items()):
             if peer.last_seen < limit and peer_id not in reporting:
@@ -426,8 +437,8 @@ class Daemon:
         self._queue.add(job)
         log.info("job %s queued: %s, %dx%d, %d point(s)", job_id, message["method"], message["image"]["width"],
                  message["image"]["height"], len(message["points"]))
-        if self._prepares.running is not None:  # a drag never waits for a prepare: it stops at its next step
-            self._prepares.running.preempt.set()
+        if self._prepares.running is not None and not self._free_workers():
+            self._prepares.running.preempt.set()  # a drag never waits for a prepare: it stops at its next step
         self._dispatch()
         self._announce_positions()
 
@@ -522,15 +533,20 @@ class Daemon:
 
     def _find(self, key: str) -> Job | None:
         """The waiting or running job with this key."""
-        if self._running is not None and self._running.key == key:
-            return self._running
-        return self._queue.get(key)
+        running = next((job for job in self._drags_running() if job.key == key), None)
+        return running or self._queue.get(key)
+
+    def _drags_running(self) -> list[Job]:
+        return [job for job in self._running.values() if isinstance(job, Job)]
+
+    def _free_workers(self) -> list[Worker]:
+        return [worker for worker in self._workers if worker not in self._running]
 
     def _on_cancel(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
         job_id = message["job_id"]
         key = job_key(peer.user, job_id)
         job = self._find(key)
-        if job is not None and job is not self._running:
+        if job is not None and key in self._queue:
             self._queue.remove(key)
             log.info("job %s cancelled while queued", job_id)
             self._finish_unrun(job, messages.cancelled(job_id))
@@ -554,7 +570,7 @@ class Daemon:
         job = self._find(key)
         if job is not None:
             job.peer = peer_id  # from now on its messages go to this connection
-            position = 0 if job is self._running else self._queue.positions()[key]
+            position = self._queue.positions().get(key, 0)
             self._send(peer_id, messages.queued(job_id, position))
             return
         record = self._store.get(key)
@@ -576,21 +592,33 @@ class Daemon:
     # ------------------------------------------------------------------ scheduling
 
     def _dispatch(self) -> None:
-        """Give the worker the next drag, or when none waits, the next prepare."""
-        if self._running is not None or self._prepares.running is not None:
-            return
-        job = self._queue.pop_next()
-        if job is None:
+        """Give each free worker the next drag; when no drag waits, the next prepare (one at a time)."""
+        free = self._free_workers()
+        while free and len(self._queue):
+            job = self._queue.pop_next()
+            worker = self._assign(free, job, job.request)
+            job.started = time.time()
+            self._announced[job.key] = 0
+            self._send_to_owner(job.peer, job, messages.queued(job.job_id, 0))
+            worker.inbox.put(job)
+        if free and self._prepares.running is None:
             prepare = self._prepares.pop_next()
             if prepare is not None:
+                self._assign(free, prepare, prepare.request).inbox.put(prepare)
                 self._send_prepared(prepare)
-                self._worker.inbox.put(prepare)
-            return
-        self._running = job
-        job.started = time.time()
-        self._announced[job.key] = 0
-        self._send_to_owner(job.peer, job, messages.queued(job.job_id, 0))
-        self._worker.inbox.put(job)
+
+    def _assign(self, free: list[Worker], job: Job | PrepareJob, request: dict[str, Any]) -> Worker:
+        """Take the free worker for ``job``: one whose caches hold its image if any, else a ready one."""
+        image = image_key(request)
+        worker = min(free, key=lambda w: (image not in self._holds[w], self._worker_states[w] != READY))
+        free.remove(worker)
+        self._running[worker] = job
+        holds = self._holds[worker]
+        holds[image] = None
+        holds.move_to_end(image)
+        while len(holds) > self.options.settings.memory_cache_items:
+            holds.popitem(last=False)
+        return worker
 
     def _announce_positions(self) -> None:
         """Tell every waiting job whose place in line changed where it stands now."""
@@ -612,41 +640,50 @@ class Daemon:
             self._send_to_owner(peer_id, job, message)
 
     def _handle_worker_events(self) -> None:
-        while True:
-            try:
-                event = self._worker.events.get_nowait()
-            except queue.Empty:
-                return
-            kind = event[0]
-            if kind == "progress":
-                _, job, message = event
-                self._send_to_owner(job.peer, job, message)
-            elif kind == "done":
-                _, job, message = event
-                self._announced.pop(job.key, None)
-                self._running = None
-                self._send_final(job, message)
-                self._dispatch()
-                self._announce_positions()
-            elif kind == "engine":
-                _, state, description, error = event
-                self._engine_state, self._engine_error = state, error
-                if description is not None:
-                    self._description = description
-                    self._specs = method_specs(description)
-                self._loading, self._loading_unsent = None, False
-                log.info("engine: %s%s", state, f" ({error['message']})" if error else "")
-                self._welcome_all()
-            elif kind == "loading":
-                self._loading, self._loading_unsent = event[1], True
-            elif kind == "engine_status":
-                self._engine_status = event[1]
-            elif kind == "prepare_progress":
-                _, prepare, step, total = event
-                prepare.step, prepare.total = step, total
-                self._send_prepared(prepare)
-            elif kind == "prepare_done":
-                self._prepare_done(*event[1:])
+        for worker in self._workers:
+            while True:
+                try:
+                    event = worker.events.get_nowait()
+                except queue.Empty:
+                    break
+                self._on_worker_event(worker, event)
+
+    def _on_worker_event(self, worker: Worker, event: tuple) -> None:
+        kind = event[0]
+        if kind == "progress":
+            _, job, message = event
+            self._send_to_owner(job.peer, job, message)
+        elif kind == "done":
+            _, job, message = event
+            self._announced.pop(job.key, None)
+            self._running.pop(worker, None)
+            self._send_final(job, message)
+            self._dispatch()
+            self._announce_positions()
+        elif kind == "engine":
+            _, state, description, error = event
+            self._worker_states[worker] = state
+            states = set(self._worker_states.values())
+            # one ready worker makes the daemon ready; it reports loading while any other still loads
+            self._engine_state = READY if READY in states else LOADING if LOADING in states else state
+            self._engine_error = error if self._engine_state == FAILED else None
+            if description is not None:
+                self._description = description
+                self._specs = method_specs(description)
+            self._loading, self._loading_unsent = None, False
+            log.info("engine on %s: %s%s", worker.device, state, f" ({error['message']})" if error else "")
+            self._welcome_all()
+        elif kind == "loading":
+            self._loading, self._loading_unsent = event[1], True
+        elif kind == "engine_status":
+            self._worker_statuses[worker] = event[1]
+        elif kind == "prepare_progress":
+            _, prepare, step, total = event
+            prepare.step, prepare.total = step, total
+            self._send_prepared(prepare)
+        elif kind == "prepare_done":
+            self._running.pop(worker, None)
+            self._prepare_done(*event[1:])
 
     def _prepare_done(self, job: PrepareJob, message: dict[str, Any]) -> None:
         """A prepare ended: ready, failed, or stopped (superseded by all its subscribers, or preempted
@@ -686,12 +723,20 @@ class Daemon:
         return welcome
 
     def _status(self, peer: Peer) -> dict[str, Any]:
-        """The daemon's state; the running job's id only for its owner."""
-        running = None
-        if self._running is not None:
-            running = {"job_id": self._running.job_id if self._running.owner == peer.user else None,
-                       "method": self._running.request["method"],
-                       "running_s": round(time.time() - (self._running.started or time.time()), 1)}
+        """The daemon's state; running jobs' ids only for their owner."""
+
+        def running(job: Job | PrepareJob | None) -> dict[str, Any] | None:
+            if job is None:
+                return None
+            if isinstance(job, PrepareJob):
+                return {"prepare": True, "method": job.request.get("method")}
+            return {"job_id": job.job_id if job.owner == peer.user else None, "method": job.request["method"],
+                    "running_s": round(time.time() - (job.started or time.time()), 1)}
+
+        drags = self._drags_running()
+        workers = [{"device": worker.device, "state": self._worker_states[worker],
+                    "running": running(self._running.get(worker)), "engine": self._worker_statuses.get(worker)}
+                   for worker in self._workers]
         return {
             "type": "status",
             "daemon_version": __version__,
@@ -704,8 +749,9 @@ class Daemon:
             "loading": self._loading,
             "model": self._description.get("model", self.options.settings.model),
             "device": self._description.get("device"),
-            "engine": self._engine_status,
-            "running": running,
+            "engine": workers[0]["engine"],
+            "running": running(drags[0] if drags else None),
+            "workers": workers,
             "queued": len(self._queue),
             "prepare": self._prepares.summary(),
             "clients": sum(1 for peer in self._peers.values() if peer.hello is not None),

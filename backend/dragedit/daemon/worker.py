@@ -1,7 +1,8 @@
-"""The one worker thread: creates the engine, then runs jobs (drags and prepares) one at a time.
+"""A worker thread: creates an engine on its device, then runs jobs (drags and prepares) one at a time.
 
-It talks to the I/O thread through a thread-safe queue of events plus a wake-up message on
-its own inproc PAIR socket (one socket per thread). Events:
+The daemon runs one per device. Each talks to the I/O thread through its own thread-safe queue of
+events plus a wake-up message on its own inproc PUSH socket (one socket per thread; the I/O thread
+pulls from all of them). Events:
 ``("engine", state, description, error)``, ``("loading", download)`` (a hub model's download
 progress while it loads, engine/download.py; None when none runs), ``("progress", job, message)``,
 ``("done", job, message)``, ``("engine_status", status)``, and for prepares
@@ -39,11 +40,11 @@ OOM_HINT = ("select a smaller region, lower the work size or the number of steps
 
 
 class Worker(threading.Thread):
-    """Owns the engine. ``inbox`` takes jobs (None to stop); events go to ``events``."""
+    """Owns an engine on ``settings.device``. ``inbox`` takes jobs (None to stop); events go to ``events``."""
 
     def __init__(self, context: zmq.Context, wake_endpoint: str, engine_factory: EngineFactory,
-                 settings: EngineSettings, store: ResultStore, log_hint: str):
-        super().__init__(name="dragedit-worker", daemon=True)
+                 settings: EngineSettings, store: ResultStore, log_hint: str, name: str = "dragedit-worker"):
+        super().__init__(name=name, daemon=True)
         self.inbox: queue.Queue[Job | PrepareJob | None] = queue.Queue()
         self.events: queue.Queue[tuple] = queue.Queue()
         self._context = context
@@ -57,7 +58,7 @@ class Worker(threading.Thread):
         self._wake: zmq.Socket | None = None
 
     def run(self) -> None:
-        self._wake = self._context.socket(zmq.PAIR)
+        self._wake = self._context.socket(zmq.PUSH)
         self._wake.setsockopt(zmq.LINGER, 0)
         self._wake.connect(self._wake_endpoint)
         try:
@@ -72,6 +73,10 @@ class Worker(threading.Thread):
                     self._run(job)
         finally:
             self._wake.close()
+
+    @property
+    def device(self) -> str:
+        return self._settings.device
 
     def stop(self) -> None:
         """Ask the thread to end after the current job (set the job's cancel flag to hurry it)."""

@@ -354,7 +354,10 @@ class Engine:
         if state is None:
             path = self.lora_disk.get(key)
             if path is not None:
-                state, hit = read_lora(path), True
+                try:
+                    state, hit = read_lora(path), True
+                except (OSError, SafetensorError) as exc:  # another worker's cache pruning removed it meanwhile
+                    log.warning("could not read the LoRA cache: %s", exc)
         if state is not None:
             if self._recon_in_unet != key:  # a repeated drag of the same image finds it in place
                 self._recon_in_unet = None
