@@ -179,10 +179,16 @@ MESSAGES: list[str] = []
 
 
 class Item:
+    _ids = iter(range(1, 1 << 30))
+
     def __init__(self, name: str):
         self._name = name
         self.valid = True
         self.parent: Item | None = None
+        self._id = next(Item._ids)
+
+    def get_id(self) -> int:
+        return self._id
 
     def get_name(self) -> str:
         return self._name
