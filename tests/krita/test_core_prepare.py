@@ -115,3 +115,16 @@ def test_the_text_of_each_end_of_a_prepare(state, error, text):
                          "error": error}]
     session.tick()
     assert session.prepare_text == text
+
+
+def test_a_changed_scene_hides_the_ready_line_until_it_is_read_again():
+    session, clients, clock = session_with("ready")
+    look(session, clock, make_request)
+    clients[0].inbox = [{"type": "prepared", "prepare_id": clients[0].prepared[0]["prepare_id"], "state": "ready"}]
+    session.tick()
+    assert session.prepare_text == "Ready: the drag will start at once."
+    session.prepare_when_quiet("a point moved", make_request)
+    assert session.prepare_text == ""     # not known yet for what the artist sees now
+    clock.now += QUIET_S
+    session.prepare_when_quiet("a point moved", make_request)
+    assert session.prepare_text == "Ready: the drag will start at once." and len(clients[0].prepared) == 1

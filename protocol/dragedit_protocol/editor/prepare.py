@@ -106,7 +106,10 @@ class PrepareTracker:
 
     @property
     def text(self) -> str:
-        """The line shown near Drag: getting ready (with progress), ready, why not, or nothing."""
+        """The line shown near Drag: getting ready (with progress), ready, why not, or nothing; nothing
+        too while the scene has changed since it was last read (the prepare may be for other content)."""
+        if self._scene != self._checked_scene:
+            return ""
         if self.state in ("sent", "queued"):
             return "Getting ready for the drag..."
         if self.state == "running":
