@@ -8,9 +8,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
-import time
 from typing import Any, Callable
 
 from dragedit_protocol import DEFAULT_ENDPOINT, __version__ as PROTOCOL_PACKAGE_VERSION
