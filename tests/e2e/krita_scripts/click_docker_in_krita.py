@@ -73,6 +73,11 @@ assert controller.current_method().name == "gooddrag", controller.params.method
 choose_method("DragDiffusion")
 assert controller.current_method().name == "dragdiffusion", controller.params.method
 
+# Model: the daemon's own (the tiny test model; an earlier run may have left the demo model chosen).
+choose(dock.model, [dock.model.itemData(i) for i in range(dock.model.count())].index(""))
+wait_until(lambda: controller.settings.model == "", 5, "the daemon's model to be chosen")
+no_problem_shown("model the daemon's own")
+
 # A parameter typed in, then Reset to defaults.
 default_steps = controller.current_method().param("drag_steps").default
 type_into(param("drag_steps"), "7")
