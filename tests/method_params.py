@@ -20,3 +20,16 @@ FAST_PARAMS = {
     "stabledrag": {"lora_steps": 3, "drag_steps": 3, "tracker_iterations": 100},
     "draglora": {"lora_steps": 3, "drag_steps": 3},
 }
+
+
+def masked_request(method: str, seed: int | None = 7, **extra):
+    """A 120 x 90 random layer with a selection and one drag, at the method's FAST_PARAMS."""
+    from dragedit.engine import DragRequest
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (90, 120, 4), dtype=np.uint8)
+    image[..., 3] = 255
+    mask = np.zeros((90, 120), np.uint8)
+    mask[20:70, 30:90] = 255
+    return DragRequest(image=image, mask=mask, points=[((45.0, 40.0), (70.0, 50.0))], method=method,
+                       params=dict(FAST_PARAMS[method], **extra), seed=seed, preview_every=1)

@@ -23,7 +23,7 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["edit"], ["status"], ["keys"], ["keys", "new-client"], ["bench"]])
+@pytest.mark.parametrize("command", [[], ["serve"], ["edit"], ["prepare"], ["status"], ["keys"], ["keys", "new-client"], ["bench"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([*command, "--help"])
@@ -112,6 +112,32 @@ def test_edit_through_the_daemon_writes_the_result(daemon, picture, tmp_path):
     assert "drag" in run.stderr and f"wrote {out}" in run.stderr and "seed 3" in run.stderr
 
 
+def test_prepare_then_edit_shows_the_phases_that_came_from_the_cache(daemon, picture, tmp_path):
+    mask = tmp_path / "mask.png"
+    selection = np.zeros((24, 40), np.uint8)
+    selection[4:20, 4:30] = 255
+    Image.fromarray(selection).save(mask)
+    params = ["--param", "lora_steps=2", "--param", "drag_steps=1", "--param", "inversion_strength=0.02"]
+    prepared = run_cli("prepare", str(picture), "--mask", str(mask), "--method", "dragdiffusion", *params, "--wait",
+                       "--endpoint", daemon.bound_endpoint)
+    assert prepared.returncode == 0, prepared.stderr
+    assert "preparing" in prepared.stderr and prepared.stderr.strip().endswith("ready")
+    again = run_cli("prepare", str(picture), "--mask", str(mask), "--method", "dragdiffusion", *params,
+                    "--endpoint", daemon.bound_endpoint)
+    assert again.returncode == 0 and "ready (already cached: lora, inversion)" in again.stderr, again.stderr
+    edited = run_cli("edit", str(picture), "--mask", str(mask), "--points", "8,8:14,10", "--method", "dragdiffusion",
+                     *params, "--out", str(tmp_path / "e.png"), "--endpoint", daemon.bound_endpoint)
+    assert edited.returncode == 0, edited.stderr
+    assert "lora 0.0 s (cached), inversion 0.0 s (cached), drag" in edited.stderr
+
+
+def test_prepare_refuses_bad_input_with_what_to_do(daemon, picture, tmp_path):
+    run = run_cli("prepare", str(picture), "--param", "lora_steps=2", "--endpoint", daemon.bound_endpoint)
+    assert run.returncode == cli.EXIT_USAGE and "--param needs --method" in run.stderr
+    run = run_cli("prepare", str(picture), "--method", "nope", "--endpoint", daemon.bound_endpoint)
+    assert run.returncode == cli.EXIT_FAILED and "[unknown_method]" in run.stderr and "hint: choose one of" in run.stderr
+
+
 def test_edit_reports_the_daemons_error_with_its_hint(daemon, picture, tmp_path):
     run = run_cli("edit", str(picture), "--points", "8,8:14,10", "--method", "dragdiffusion", "--param", "colour=red",
                   "--out", str(tmp_path / "o.png"), "--endpoint", daemon.bound_endpoint)
@@ -123,8 +149,19 @@ def test_status_shows_the_daemon(daemon, capsys):
     assert cli.main(["status", "--endpoint", daemon.bound_endpoint, "--timeout", "30"]) == 0
     out = capsys.readouterr().out
     assert f"at {daemon.bound_endpoint}" in out and "engine   ready" in out and "device   cpu" in out
+    assert "prepare  0 waiting" in out
     assert cli.main(["status", "--endpoint", daemon.bound_endpoint, "--timeout", "30", "--json"]) == 0
     assert '"queued": 0' in capsys.readouterr().out
+
+
+def test_status_shows_a_download_in_progress():
+    status = {"daemon_version": "0.1.0", "pid": 7, "endpoint": "tcp://127.0.0.1:1", "uptime_s": 9.0,
+              "state": "loading model", "error": None, "model": "org/model", "queued": 0, "clients": 1,
+              "results_stored": 0, "data_folder": "/d",
+              "loading": {"bytes_done": 1_200_000_000, "bytes_total": 4_300_000_000, "eta_s": 610.0,
+                          "file": "unet/diffusion_pytorch_model.safetensors"}}
+    assert ("engine   loading model: downloading, 1.2 of 4.3 GB, about 10 min left "
+            "(unet/diffusion_pytorch_model.safetensors)") in cli.format_status(status).splitlines()
 
 
 def test_edit_local_runs_the_engine_in_process(tiny_model_dir, picture, tmp_path, monkeypatch, capsys):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -201,20 +200,3 @@ def test_kritarc_editing(tmp_path, before, enabled, after):
     assert install.set_krita_plugin_enabled(kritarc, "x", enabled) is (before != after)
     assert kritarc.read_text() == after
     assert install.set_krita_plugin_enabled(kritarc, "x", enabled) is False
-
-
-def test_readme_quick_start_and_ci_run_the_same_commands():
-    readme = (REPO / "README.md").read_text()
-    ci = (REPO / ".ci" / "run").read_text()
-    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    commands = re.findall(r"^```(?:bash|sh)?\n(.*?)\n```", quick_start, flags=re.M | re.S)
-    assert len(commands) == 2 and all("\n" not in c for c in commands), commands
-    main_line, test_line = commands
-    command = re.fullmatch(r"python3 install\.py && \.venv/bin/dragedit (\w+)", main_line)
-    assert command, main_line
-    assert subprocess.run([str(REPO / ".venv" / "bin" / "dragedit"), command.group(1), "--help"],
-                          capture_output=True).returncode == 0, f"dragedit has no command {command.group(1)!r}"
-    tests = readme.split("## Tests", 1)[1].split("\n## ", 1)[0]
-    editor_line = re.search(r"^(\.venv/bin/python -m pytest -m editor \S+)$", tests, flags=re.M).group(1)
-    documented = re.findall(r'^run_documented \w+ "(.*)"$', ci, flags=re.M)
-    assert documented == [test_line, editor_line]

@@ -84,6 +84,23 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(edit, model_help="model for this edit (default: the daemon's)")
     _key_options(edit)
 
+    prepare = commands.add_parser(
+        "prepare", help="get an image ready for dragging (RecLoRA, inversion) before choosing the points",
+        description="Ask the running daemon to make IMAGE's RecLoRA and inversion now, so that a later "
+                    "'dragedit edit' (or a plug-in's drag) of the same image, mask and settings starts at once.")
+    prepare.add_argument("image", metavar="IMAGE", help="input image (PNG, JPEG, ...)")
+    prepare.add_argument("--mask", help="the mask the edit will use (white = may change; default: the whole image; "
+                         "an edit without --mask edits a box around its points, so give the edit this mask too)")
+    prepare.add_argument("--method", default=None, help="the method the edit will use (default: every method)")
+    prepare.add_argument("--param", action="append", default=[], metavar="K=V",
+                         help="a parameter the edit will set (with --method); repeatable")
+    prepare.add_argument("--prompt", default="", help="the prompt the edit will use")
+    prepare.add_argument("--model", default=None, help="the model the edit will use (default: the daemon's)")
+    prepare.add_argument("--vae", default=None, help="the VAE the edit will use (default: the model's)")
+    prepare.add_argument("--wait", action="store_true", help="show progress and return when it is ready")
+    prepare.add_argument("--endpoint", default=None, help="daemon address")
+    _key_options(prepare)
+
     status = commands.add_parser("status", help="show the daemon, device, model, queue and caches")
     status.add_argument("--endpoint", default=None, help="daemon address")
     status.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
@@ -146,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["bench"] and len(argv) > 1 and argv[1] in BENCHMARKS:
         return run_module(f"dragedit.bench.{argv[1]}", argv[2:], f"the '{argv[1]}' benchmark")
     args = build_parser().parse_args(argv)
-    handler = {"serve": cmd_serve, "edit": cmd_edit, "status": cmd_status, "keys": cmd_keys}[args.command]
+    handler = {"serve": cmd_serve, "edit": cmd_edit, "prepare": cmd_prepare, "status": cmd_status,
+               "keys": cmd_keys}[args.command]
     try:
         return handler(args)
     except UsageError as exc:
@@ -247,11 +265,9 @@ def parse_value(raw: str) -> bool | int | float | str:
     return raw
 
 
-def load_inputs(args: argparse.Namespace) -> dict[str, Any]:
-    """Read the image and mask and build a validated submit message."""
+def read_image_and_mask(args: argparse.Namespace):
+    """The RGBA image of args.image and the L mask of args.mask (None without one), of equal sizes."""
     from PIL import Image, UnidentifiedImageError
-
-    from dragedit_protocol import messages
 
     try:
         with Image.open(args.image) as img:
@@ -264,14 +280,28 @@ def load_inputs(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"cannot read the image: {exc}")
     if mask is not None and mask.size != rgba.size:
         raise UsageError(f"the mask is {mask.size[0]}x{mask.size[1]} but the image is {rgba.size[0]}x{rgba.size[1]}")
-    points = parse_points(args.points)
-    mask_data = mask.tobytes() if mask is not None else default_mask(points, rgba.width, rgba.height)
-    message = messages.submit("cli", args.method, rgba.tobytes(), rgba.width, rgba.height, points, mask_data,
-                              parse_params(args.param), args.model, args.seed, args.prompt, vae=args.vae)
+    return rgba, mask
+
+
+def validated(message: dict[str, Any]) -> dict[str, Any]:
+    """A client message as the daemon will read it; a problem is a UsageError with its hint."""
+    from dragedit_protocol import messages
+
     try:
         return messages.validate_client({**message, "v": messages.PROTOCOL_VERSION})
     except messages.ProtocolError as err:
         raise UsageError(f"{err.message}{'; ' + err.hint if err.hint else ''}")
+
+
+def load_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    """Read the image and mask and build a validated submit message."""
+    from dragedit_protocol import messages
+
+    rgba, mask = read_image_and_mask(args)
+    points = parse_points(args.points)
+    mask_data = mask.tobytes() if mask is not None else default_mask(points, rgba.width, rgba.height)
+    return validated(messages.submit("cli", args.method, rgba.tobytes(), rgba.width, rgba.height, points, mask_data,
+                                     parse_params(args.param), args.model, args.seed, args.prompt, vae=args.vae))
 
 
 def default_mask(points: list[tuple[float, float, float, float]], width: int, height: int) -> bytes:
@@ -295,10 +325,57 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if outcome is None or outcome["type"] != "result":
         return outcome_code(outcome)
     save_result(outcome, args.out)
-    timings = ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in outcome["timings"].items())
-    print(f"wrote {args.out} ({outcome['image']['width']}x{outcome['image']['height']}, seed {outcome['seed']}; "
-          f"{timings})", file=sys.stderr)
+    print(f"wrote {args.out} ({outcome['image']['width']}x{outcome['image']['height']}, seed {outcome['seed']})",
+          file=sys.stderr)
+    print(format_timings(outcome["timings"], outcome.get("cache_hits", {})), file=sys.stderr)
     return 0
+
+
+def format_timings(timings: dict[str, float], cache_hits: dict[str, bool]) -> str:
+    """Each phase's seconds, and which came from a cache: 'load 0.0 s, lora 0.0 s (cached), ...'."""
+    return "phases: " + ", ".join(f"{phase} {seconds:.1f} s{' (cached)' if cache_hits.get(phase) else ''}"
+                                  for phase, seconds in timings.items())
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from dragedit_protocol import messages
+
+    if args.param and not args.method:
+        raise UsageError("--param needs --method (without one, every method is prepared with its defaults)")
+    rgba, mask = read_image_and_mask(args)
+    message = validated(messages.prepare("cli", rgba.tobytes(), rgba.width, rgba.height,
+                                         mask.tobytes() if mask is not None else None, args.method,
+                                         parse_params(args.param), args.model, args.prompt, args.vae))
+    client = make_client(args, timeout_s=10.0)
+    try:
+        prepare_id = client.prepare(message["image"]["data"], rgba.width, rgba.height,
+                                    message["mask"]["data"] if message["mask"] else None, args.method,
+                                    message["params"], args.model, args.prompt, args.vae)
+        printer = ProgressPrinter()
+        while client.state not in ("unreachable", "incompatible"):
+            for update in client.poll(100):
+                if update["type"] != "prepared" or update["prepare_id"] != prepare_id:
+                    continue
+                if update["state"] in ("failed", "ready"):
+                    printer.done()
+                if update["state"] == "failed":
+                    error = update["error"]
+                    print(f"dragedit prepare: {error['message']} [{error['code']}]"
+                          + (f"\n  hint: {error['hint']}" if error.get("hint") else ""), file=sys.stderr)
+                    return EXIT_FAILED
+                if update["state"] == "ready":
+                    cached = [phase for phase, hit in update["cached"].items() if hit]
+                    print(f"ready{' (already cached: ' + ', '.join(cached) + ')' if cached else ''}", file=sys.stderr)
+                    return 0
+                if not args.wait:
+                    print(f"{update['state']}: the daemon goes on preparing in the background", file=sys.stderr)
+                    return 0
+                if update["state"] == "running":
+                    printer.show({**update, "type": "progress", "phase": "preparing"})
+        print(f"dragedit prepare: {client.error_text}", file=sys.stderr)
+        return EXIT_NO_DAEMON
+    finally:
+        client.close()
 
 
 def outcome_code(outcome: dict[str, Any] | None) -> int:
@@ -448,17 +525,26 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def format_status(status: dict[str, Any]) -> str:
-    running = status.get("running")
+    from dragedit_protocol.messages import download_words
+
+    running, download = status.get("running"), status.get("loading")
+    engine = status["state"] + (f": {status['error']['message']}" if status.get("error") else "")
+    if download:  # the daemon's hub model is still downloading
+        engine += f": downloading, {download_words(download)}" + (f" ({download['file']})" if download.get("file") else "")
     lines = [
         f"daemon   {status['daemon_version']} (pid {status['pid']}) at {status['endpoint']}, up {status['uptime_s']:.0f}s"
         f"{', CurveZMQ' if status.get('secure') else ''}",
-        f"engine   {status['state']}" + (f": {status['error']['message']}" if status.get("error") else ""),
+        f"engine   {engine}",
         f"device   {status.get('device') or 'not known yet'}",
         f"model    {status.get('model')}",
         f"queue    {'running ' + running['job_id'] + ' (' + running['method'] + ')' if running else 'idle'}, "
         f"{status['queued']} waiting, {status['clients']} client(s)",
         f"results  {status['results_stored']} kept in {status['data_folder']}",
     ]
+    prepare = status.get("prepare")
+    if prepare:
+        lines.insert(5, f"prepare  {'one running, ' if prepare['running'] else ''}{prepare['waiting']} waiting, "
+                        f"{prepare['done']} image(s) ready")
     caches = (status.get("engine") or {}).get("caches")
     if caches:
         lines.append("caches   " + ", ".join(f"{k} {v}" for k, v in caches.items()))

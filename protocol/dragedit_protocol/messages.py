@@ -445,7 +445,46 @@ def decode_daemon(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any
     elif kind == "error":
         _string(msg, "code", max_len=64)
         _string(msg, "message")
+    elif kind in ("welcome", "status") and msg.get("loading") is not None:
+        try:
+            _loading(msg["loading"])
+        except ProtocolError:  # not worth refusing the daemon for: the plug-in just says "loading"
+            msg["loading"] = None
     return msg
+
+
+def _loading(loading: Any) -> None:
+    """The ``loading`` field of welcome and status: a hub model's download progress while it loads,
+    ``{"bytes_done": int, "bytes_total": int | None, "eta_s": float | None, "file": str | None}``."""
+    if not isinstance(loading, dict):
+        raise ProtocolError("bad_field", "field 'loading' is not a map")
+    _int(loading, "bytes_done", 0, 2**62)
+    _int(loading, "bytes_total", 0, 2**62, required=False)
+    if loading.get("eta_s") is not None and _finite(loading["eta_s"], "field 'eta_s'") < 0:
+        raise ProtocolError("bad_field", "field 'eta_s' is negative")
+    _string(loading, "file", required=False)
+
+
+def download_words(loading: dict[str, Any]) -> str:
+    """A download's progress in words (from a checked ``loading`` field): '1.2 of 4.3 GB, about 3 min
+    left', or '1.2 GB so far' while its size is not known."""
+    done, total, eta = loading["bytes_done"], loading.get("bytes_total"), loading.get("eta_s")
+    if total is None:
+        return f"{_amount(done, done)} so far"
+    words = f"{_amount(done, total, unit=False)} of {_amount(total, total)}"
+    if eta is None:
+        return words
+    if eta < 60:
+        return f"{words}, less than a minute left"
+    if eta < 90 * 60:
+        return f"{words}, about {round(eta / 60)} min left"
+    return f"{words}, about {eta / 3600:.1f} h left"
+
+
+def _amount(size: int, scale: int, unit: bool = True) -> str:
+    """``size`` bytes in the unit that suits ``scale``: GB with one decimal, else whole MB."""
+    text = f"{size / 1e9:.1f} GB" if scale >= 1e9 else f"{size / 1e6:.0f} MB"
+    return text if unit else text.split()[0]
 
 
 # --------------------------------------------------------------------------- builders

@@ -16,10 +16,11 @@ INVERSION_STEPS, LORA_STEPS = 5, 2  # what FEW_STEPS gives
 
 @pytest.fixture(scope="module")
 def bench_run(tiny_model_dir, tmp_path_factory):
-    """One bench run of two methods (a first and one repeated drag each): (exit status, JSON report, table)."""
+    """One bench run of two methods (a first, one repeated and a prepared first drag each): (exit status, JSON
+    report, table)."""
     out = tmp_path_factory.mktemp("bench") / "speed.json"
     status = speed.main(["--model", str(tiny_model_dir), "--method", "dragdiffusion,gooddrag", "--size", "64",
-                         "--repeat", "1", "--pass-repeat", "2", "--json", str(out), *FEW_STEPS])
+                         "--repeat", "1", "--pass-repeat", "2", "--prepared", "--json", str(out), *FEW_STEPS])
     report = json.loads(out.read_text()) if out.exists() else None
     return status, report, speed.format_report(report) if report else ""
 
@@ -42,8 +43,8 @@ def test_bench_reports_every_phase_of_a_first_and_a_repeated_drag(bench_run):
         assert first["phases"]["load"] > 0 and repeat["phases"]["load"] < first["phases"]["load"]
         assert summary["repeat_speedup"] == pytest.approx(first["edit"] / repeat["edit"])
         assert summary["repeat_speedup_cpu"] == pytest.approx(first["cpu_time"] / repeat["cpu_time"])
-        # The table shows every run of every method.
-        assert sum(line.startswith(method) for line in table.splitlines()) == 2
+        # The table shows every run of every method, the prepared one too.
+        assert sum(line.startswith(method) for line in table.splitlines()) == 3
 
 
 def test_repeated_drag_is_served_from_the_caches(bench_run):
@@ -57,6 +58,17 @@ def test_repeated_drag_is_served_from_the_caches(bench_run):
         assert first["counts"]["unet_forward"] - repeat["counts"]["unet_forward"] >= LORA_STEPS + INVERSION_STEPS
     gooddrag_repeat = report["methods"]["gooddrag"]["runs"][1]
     assert gooddrag_repeat["cache_hits"]["derived"]  # the original trajectory's features and steps
+
+
+def test_a_prepared_first_drag_is_served_from_the_caches_the_prepare_made(bench_run):
+    _, report, table = bench_run
+    for method, summary in report["methods"].items():
+        prepared, repeat = summary["prepared"], summary["runs"][1]
+        assert prepared["prepare_s"] > 0 and prepared["run"]["run"] == "prepared"
+        assert prepared["run"]["cache_hits"]["lora"] and prepared["run"]["cache_hits"]["inversion"]
+        assert prepared["run"]["counts"]["unet_backward"] == repeat["counts"]["unet_backward"]
+        assert summary["prepared_vs_repeat"] == pytest.approx(prepared["run"]["edit"] / repeat["edit"])
+    assert "prepared first drag" in table and "x the time of a repeat" in table
 
 
 def test_bench_times_a_full_and_a_feature_only_pass(bench_run):
@@ -80,6 +92,7 @@ def test_bench_times_a_full_and_a_feature_only_pass(bench_run):
     (["--param", "lora_steps"], "is not NAME=VALUE"),
     (["--size", "60"], "multiple of 8"),
     (["--passes-only", "--pass-repeat", "0"], "needs --pass-repeat 1 or more"),
+    (["--prepared", "--no-mask"], "--prepared needs the selection"),
     (["--model", "/no/such/model"], "neither tiny, sd15-random, toy nor an existing folder"),
 ])
 def test_bad_options_say_what_to_write(argv, message, capsys):

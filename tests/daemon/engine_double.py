@@ -2,7 +2,7 @@
 and heartbeat tests (the end-to-end tests use the real Engine with a tiny model).
 
 It inverts the RGB of the image, moves each handle onto its target, and reports ``steps``
-progress events ``step_s`` apart. Its ``fault`` parameter injects failures."""
+progress events ``step_s`` apart; a prepare counts ``steps`` the same way (the defaults without a method). Its ``fault`` parameter injects failures."""
 from __future__ import annotations
 
 import threading
@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from dragedit.engine.api import DragRequest, DragResult, EditError, EngineSettings, JobCancelled, Progress
+from dragedit.engine.api import (DragRequest, DragResult, EditError, EngineSettings, JobCancelled, PrepareRequest,
+                                PrepareResult, Progress)
 from dragedit.methods.base import MethodSpec, Param
 
 SPEC = MethodSpec("double", "Double", "Inverts the image slowly.", (
@@ -28,6 +29,8 @@ class EngineDouble:
         self.fail_load = fail_load
         self.load_s = load_s
         self.ran: list[DragRequest] = []
+        self.prepared: list[PrepareRequest] = []  # every prepare started (a preempted one twice)
+        self.stopped_prepares = 0
         self.started = threading.Event()
         self.released = 0
 
@@ -69,3 +72,16 @@ class EngineDouble:
         return DragResult(image=image, handles=[t for _, t in request.points], timings={"drag": 0.01},
                           seed=request.seed if request.seed is not None else 7, cache_hits={"lora": False},
                           stats={"unet_forward": np.int64(params["steps"])})
+
+    def prepare(self, request: PrepareRequest, on_progress, is_cancelled) -> PrepareResult:
+        params = SPEC.resolve(request.params if request.method else {})
+        if request.method not in (None, SPEC.name):
+            raise EditError("unknown_method", f"there is no method called '{request.method}'")
+        self.prepared.append(request)
+        for step in range(1, params["steps"] + 1):
+            if is_cancelled():
+                self.stopped_prepares += 1
+                raise JobCancelled()
+            time.sleep(params["step_s"])
+            on_progress(Progress("prepare", step, params["steps"]))
+        return PrepareResult({"lora": False, "inversion": False}, {"lora": 0.01})

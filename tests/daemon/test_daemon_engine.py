@@ -2,6 +2,7 @@
 over real loopback sockets: welcome, progress and result, two clients, cancel, bad input, OOM."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from daemon_support import FAST, SLOW, all_final, engine_daemon_in_thread, final, photo, pump, ready, submit
@@ -76,6 +77,20 @@ def test_submit_gets_queued_progress_and_a_full_size_result(client):
     assert kinds[0] == "queued" and kinds[-1] == "result"
     phases = {m["phase"] for m in seen if m["type"] == "progress"}
     assert {"inversion", "drag", "denoise"} <= phases
+
+
+def test_a_drag_of_a_prepared_image_finds_its_lora_and_inversion_cached(client):
+    rgba = photo(40, 28, seed=3)
+    mask = np.zeros((28, 40), np.uint8)
+    mask[6:20, 8:30] = 255
+    params = {**FAST, "lora_steps": 2}
+    prepare_id = client.prepare(rgba.tobytes(), 40, 28, mask.tobytes(), "dragdiffusion", params)
+    seen = pump([client], lambda seen: any(m.get("prepare_id") == prepare_id and m["state"] == "ready" for m in seen),
+                timeout_s=300)
+    assert seen[-1]["cached"] == {"lora": False, "inversion": False} and seen[-1]["step"] == seen[-1]["total"] > 2
+    job_id = submit(client, rgba, method="dragdiffusion", params=params, mask=mask.tobytes(), points=[(12, 10, 18, 12)])
+    result = final(pump([client], all_final(job_id), timeout_s=300), job_id)
+    assert result["type"] == "result" and result["cache_hits"] == {"lora": True, "inversion": True}
 
 
 def test_two_clients_at_once_each_get_their_own_result(engine_daemon, connect):

@@ -7,7 +7,7 @@ import pytest
 from dragedit.engine import DragRequest, EditError, Engine, EngineSettings, JobCancelled
 from dragedit.engine.images import blend_weights
 from dragedit.methods import METHODS
-from tests.method_params import FAST_PARAMS, same_edit
+from tests.method_params import FAST_PARAMS, masked_request, same_edit
 
 def test_every_method_runs_end_to_end_here():
     assert set(FAST_PARAMS) == set(METHODS)
@@ -19,19 +19,9 @@ def engine(tiny_model_dir, tmp_path):
     return Engine(EngineSettings(model=str(tiny_model_dir), work_size=64, cache_dir=str(tmp_path / "cache")))
 
 
-def _request(method: str, seed: int | None = 7, **extra) -> DragRequest:
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (90, 120, 4), dtype=np.uint8)
-    image[..., 3] = 255
-    mask = np.zeros((90, 120), np.uint8)
-    mask[20:70, 30:90] = 255
-    return DragRequest(image=image, mask=mask, points=[((45.0, 40.0), (70.0, 50.0))], method=method,
-                       params=dict(FAST_PARAMS[method], **extra), seed=seed, preview_every=1)
-
-
 @pytest.mark.parametrize("method", sorted(FAST_PARAMS))
 def test_method_end_to_end(engine, method):
-    request = _request(method)
+    request = masked_request(method)
     events = []
     first = engine.run(request, events.append)
     weights = blend_weights(request.mask > 127, first_feather := METHODS[method].SPEC.resolve({})["feather"])
@@ -63,17 +53,17 @@ def test_cancel_between_iterations(engine):
         return calls["n"] > 3
 
     with pytest.raises(JobCancelled):
-        engine.run(_request("dragdiffusion", lora_steps=2), None, cancel_in_drag)
+        engine.run(masked_request("dragdiffusion", lora_steps=2), None, cancel_in_drag)
 
 
 def test_unknown_method_and_parameter(engine):
-    unknown = _request("dragdiffusion")
+    unknown = masked_request("dragdiffusion")
     unknown.method = "nope"
     with pytest.raises(EditError) as err:
         engine.run(unknown)
     assert err.value.code == "unknown_method" and "dragdiffusion" in err.value.hint
     with pytest.raises(EditError) as err:
-        engine.run(_request("dragdiffusion", warp=3))
+        engine.run(masked_request("dragdiffusion", warp=3))
     assert err.value.code == "bad_param" and "warp" in err.value.message
 
 

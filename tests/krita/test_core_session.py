@@ -212,6 +212,17 @@ def test_engine_state_from_the_welcome_is_shown():
     assert session.daemon_text.startswith("The daemon could not load the model. No unet folder in /m.")
 
 
+def test_a_download_in_progress_shows_its_bytes_and_time_left():
+    session, clients, _ = session_with("ready")
+    download = {"bytes_done": 1_234_000_000, "bytes_total": 4_270_000_000, "eta_s": 170.0,
+                "file": "unet/diffusion_pytorch_model.safetensors"}
+    clients[0].welcome = dict(clients[0].welcome, state="loading model", model="stable-diffusion-v1-5/sd", loading=download)
+    assert session.daemon_state == "loading"
+    assert session.daemon_text == "Downloading the model stable-diffusion-v1-5/sd: 1.2 of 4.3 GB, about 3 min left."
+    clients[0].welcome = dict(clients[0].welcome, loading=None)  # downloaded: the loader reads the files
+    assert session.daemon_text == "Daemon ready, loading the model stable-diffusion-v1-5/sd..."
+
+
 OFFLINE_ERROR = {"code": "model_load_failed", "hint": "check --model; the daemon log is /home/a/dragedit.log",
                  "message": "the model 'runwayml/stable-diffusion-v1-5' could not be loaded (OSError: We couldn't "
                             "connect to 'https://huggingface.co' to load this file, couldn't find it in the cached "

@@ -339,3 +339,26 @@ def test_a_prepared_message_with_an_unknown_state_is_refused_by_the_client_side(
 @given(st.sampled_from(list(valid_prepare()) + ["v", "type"]), values)
 def test_any_value_in_any_prepare_field(field, value):
     assert_only_protocol_errors(pack(valid_prepare(**{field: value})))
+
+
+LOADING = {"bytes_done": 400_000_000, "bytes_total": 4_270_000_000, "eta_s": 20.5, "file": "vae/x.safetensors"}
+
+
+@pytest.mark.parametrize("kind", ["welcome", "status"])
+def test_the_download_progress_of_welcome_and_status_is_kept_when_valid_and_dropped_when_not(kind):
+    decoded = messages.decode_daemon(messages.encode({"type": kind, "state": "loading model", "loading": LOADING}))
+    assert decoded["loading"] == LOADING
+    for bad in ({**LOADING, "bytes_done": -1}, {**LOADING, "eta_s": "soon"}, {**LOADING, "bytes_total": 1.5}, [1, 2]):
+        decoded = messages.decode_daemon(messages.encode({"type": kind, "state": "loading model", "loading": bad}))
+        assert decoded["state"] == "loading model" and decoded["loading"] is None  # the rest still counts
+
+
+@pytest.mark.parametrize("loading, words", [
+    (LOADING, "0.4 of 4.3 GB, less than a minute left"),
+    ({**LOADING, "bytes_total": 900_000_000, "eta_s": None}, "400 of 900 MB"),
+    ({**LOADING, "eta_s": 170}, "0.4 of 4.3 GB, about 3 min left"),
+    ({**LOADING, "eta_s": 3 * 3600}, "0.4 of 4.3 GB, about 3.0 h left"),
+    ({**LOADING, "bytes_total": None, "eta_s": None}, "400 MB so far"),
+])
+def test_download_words(loading, words):
+    assert messages.download_words(loading) == words

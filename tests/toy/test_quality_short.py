@@ -127,7 +127,7 @@ def test_dragdiffusion_moves_content_towards_the_target(tmp_path):
     assert numbers["cases"] == 2
     assert {name: g["cases"] for name, g in numbers["groups"].items()} == {"unmasked": 1, "masked": 1, "move": 2}
     # measured with the ground truth, not the method's tracker: 0.37 (`dragedit bench quality --method
-    # dragdiffusion --cases 2 --threads 1`); 0.16 while the toy VAE's posterior was wide (README Methods)
+    # dragdiffusion --cases 2 --threads 1`); 0.16 while the toy VAE's posterior was wide (docs/methods.md)
     assert numbers["moved_fraction"] > 0.25, numbers
     assert numbers["mean_distance_px"] < numbers["mean_initial_distance_px"]
     for case in numbers["per_case"]:

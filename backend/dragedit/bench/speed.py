@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=1, help="repeated drags of the same image after the first (default 1)")
     parser.add_argument("--param", action="append", default=[], metavar="[METHOD.]K=V",
                         help="override a method parameter (all methods that have it, or one with METHOD.); repeatable")
+    parser.add_argument("--prepared", action="store_true",
+                        help="also time a prepared first drag: a fresh engine prepares the image (as a plug-in does "
+                             "while the artist places points), then drags it")
     parser.add_argument("--no-mask", action="store_true",
                         help="drag without a selection (the default region around the points)")
     parser.add_argument("--seed", type=int, default=0, help="the drag's random seed (default 0)")
@@ -261,8 +264,10 @@ def run_once(engine, request, label: str, memory: PeakMemory) -> dict[str, Any]:
     }
 
 
-def bench_method(method: str, settings_for: Callable[[str], Any], request, repeats: int, device) -> dict[str, Any]:
-    """A first drag on a fresh engine (empty caches, model not loaded), then ``repeats`` drags of the same request."""
+def bench_method(method: str, settings_for: Callable[[str], Any], request, repeats: int, device,
+                 prepared: bool = False) -> dict[str, Any]:
+    """A first drag on a fresh engine (empty caches, model not loaded), then ``repeats`` drags of the same request;
+    with ``prepared``, then a first drag on another fresh engine that prepared the image beforehand."""
     from ..engine import Engine
 
     with tempfile.TemporaryDirectory(prefix="dragedit-bench-") as cache:
@@ -284,7 +289,35 @@ def bench_method(method: str, settings_for: Callable[[str], Any], request, repea
         summary["repeat_speedup"] = runs[0]["edit"] / median if median > 0 else None
         summary["repeat_speedup_with_load"] = runs[0]["total"] / statistics.median(r["total"] for r in runs[1:])
         summary["repeat_speedup_cpu"] = runs[0]["cpu_time"] / statistics.median(r["cpu_time"] for r in runs[1:])
+    if prepared:
+        summary["prepared"] = bench_prepared(method, settings_for, request, device)
+        if repeat_edit:
+            summary["prepared_vs_repeat"] = summary["prepared"]["run"]["edit"] / statistics.median(repeat_edit)
     return summary
+
+
+def bench_prepared(method: str, settings_for: Callable[[str], Any], request, device) -> dict[str, Any]:
+    """A fresh engine loads the model and prepares the image (untimed as a drag: the artist is still placing
+    points), then drags it: the time from Drag to result of a prepared first drag."""
+    from ..engine import Engine
+    from ..engine.api import PrepareRequest
+
+    with tempfile.TemporaryDirectory(prefix="dragedit-bench-") as cache:
+        engine = Engine(settings_for(cache))
+        try:
+            engine.ensure_model()
+            clock = time.perf_counter()
+            engine.prepare(PrepareRequest(image=request.image, mask=request.mask, method=request.method,
+                                          params=request.params, prompt=request.prompt))
+            synchronize(device)
+            prepare_s = time.perf_counter() - clock
+            run = run_once(engine, request, "prepared", PeakMemory(device))
+            print(f"  {method} prepared (after {prepare_s:.2f} s of preparing): {run['total']:.2f} s",
+                  file=sys.stderr, flush=True)
+        finally:
+            del engine
+            release_device_memory()
+    return {"prepare_s": prepare_s, "run": run}
 
 
 def release_device_memory() -> None:
@@ -377,7 +410,7 @@ def format_report(report: dict[str, Any]) -> str:
     if report["methods"]:
         lines.append(header)
     for method, summary in report["methods"].items():
-        for run in summary["runs"]:
+        for run in summary["runs"] + ([summary["prepared"]["run"]] if "prepared" in summary else []):
             phases = "".join(f"{run['phases'][p]:>10.2f}" for p in PHASES + ("other",))
             counts = "".join(f"{run['counts'][c]:>6}" for c in COUNTS)
             memory = f"{gib(run['memory']['cpu_rss_peak_bytes']):>9}"
@@ -389,6 +422,9 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"{'':<14}repeated drag {summary['repeat_speedup']:.1f}x faster than the first "
                          f"({summary['repeat_speedup_with_load']:.1f}x counting the model load; "
                          f"{summary['repeat_speedup_cpu']:.1f}x in CPU time)")
+        if summary.get("prepared_vs_repeat"):
+            lines.append(f"{'':<14}prepared first drag {summary['prepared_vs_repeat']:.2f}x the time of a repeat "
+                         f"(after {summary['prepared']['prepare_s']:.1f} s of preparing while points are placed)")
     return "\n".join(lines)
 
 
@@ -419,6 +455,9 @@ def run(args: argparse.Namespace) -> int:
         raise BenchUsageError(f"--size {args.size} must be a multiple of 8 (e.g. 64 or 512)")
     if args.threads < 0:
         raise BenchUsageError("--threads must be 0 (torch's default) or more")
+    if args.prepared and args.no_mask:
+        raise BenchUsageError("--prepared needs the selection (a prepare cannot know the region around points not "
+                              "placed yet): drop --no-mask")
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -454,7 +493,8 @@ def run(args: argparse.Namespace) -> int:
 
         for method in methods:
             request = bench_request(size, method, params[method], args.seed, not args.no_mask)
-            report["methods"][method] = bench_method(method, settings_for, request, args.repeat, model_device)
+            report["methods"][method] = bench_method(method, settings_for, request, args.repeat, model_device,
+                                                     args.prepared)
             report["methods"][method]["params"] = params[method]
     except EditError as exc:
         print(f"dragedit bench speed: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Conversions between wire messages and the engine's DragRequest / Progress / DragResult."""
+"""Conversions between wire messages and the engine's DragRequest / PrepareRequest / Progress / DragResult."""
 from __future__ import annotations
 
 import math
@@ -8,18 +8,30 @@ import numpy as np
 
 from dragedit_protocol import messages
 
-from ..engine.api import DragRequest, DragResult, Progress
+from ..engine.api import DragRequest, DragResult, PrepareRequest, Progress
 from ..methods.base import MethodSpec, Param
+
+
+def _image_and_mask(message: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    image = message["image"]
+    rgba = np.frombuffer(image["data"], dtype=np.uint8).reshape(image["height"], image["width"], 4).copy()
+    mask = None
+    if message.get("mask") is not None:
+        m = message["mask"]
+        mask = np.frombuffer(m["data"], dtype=np.uint8).reshape(m["height"], m["width"]).copy()
+    return rgba, mask
+
+
+def to_prepare_request(prepare: dict[str, Any]) -> PrepareRequest:
+    """A validated prepare message as an engine request (its model already checked by the policy)."""
+    rgba, mask = _image_and_mask(prepare)
+    return PrepareRequest(image=rgba, mask=mask, method=prepare.get("method"), params=dict(prepare["params"]),
+                          prompt=prepare.get("prompt") or "", model=prepare.get("model"), vae=prepare.get("vae"))
 
 
 def to_request(submit: dict[str, Any]) -> DragRequest:
     """A validated submit message as an engine request (its model already checked by the policy)."""
-    image = submit["image"]
-    rgba = np.frombuffer(image["data"], dtype=np.uint8).reshape(image["height"], image["width"], 4).copy()
-    mask = None
-    if submit.get("mask") is not None:
-        m = submit["mask"]
-        mask = np.frombuffer(m["data"], dtype=np.uint8).reshape(m["height"], m["width"]).copy()
+    rgba, mask = _image_and_mask(submit)
     return DragRequest(
         image=rgba,
         points=[((hx, hy), (tx, ty)) for (hx, hy), (tx, ty) in submit["points"]],

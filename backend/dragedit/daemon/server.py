@@ -38,6 +38,7 @@ from .convert import method_specs
 from .jobs import FairQueue, Job, job_key
 from .lock import AlreadyRunning, InstanceLock
 from .model_policy import ModelPolicy
+from .prepares import PrepareJob, PrepareQueue, Subscriber, prepare_key
 from .results import ResultStore
 from .worker import LOADING, EngineFactory, Worker
 
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 # the daemon closes them: a client's socket drops what it has not read yet when its connection closes
 # (it queues only on live connections, ZMQ_IMMEDIATE), and the plug-ins read every 50-100 ms.
 FINAL_MESSAGE_GRACE_S = 1.0
+# The welcome that carries a model download's progress goes out again at most this often.
+LOADING_RESEND_S = 1.0
 
 
 class DaemonError(Exception):
@@ -99,11 +102,15 @@ class Daemon:
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._queue = FairQueue()
+        self._prepares = PrepareQueue(remembered=options.settings.memory_cache_items)
         self._announced: dict[str, int] = {}
         self._running: Job | None = None
         self._peers: dict[bytes, Peer] = {}
         self._engine_state = LOADING
         self._engine_error: dict[str, str] | None = None
+        self._loading: dict[str, Any] | None = None  # the model's download progress (worker.py: "loading")
+        self._loading_unsent = False
+        self._loading_sent = -LOADING_RESEND_S  # time.monotonic() of the last welcome sent for it
         self._description: dict[str, Any] = {}
         self._specs: dict = {}
         self._engine_status: dict[str, Any] | None = None
@@ -157,7 +164,7 @@ class Daemon:
             raise DaemonError(
                 f"{endpoint} can be reached from other machines, and no client of another machine is authorised "
                 "(CurveZMQ keys). Create the server key with 'dragedit keys server' and authorise each client "
-                "with 'dragedit keys new-client NAME' (see README: Running the daemon for other machines), "
+                "with 'dragedit keys new-client NAME' (see docs/daemon.md: Running the daemon for other machines), "
                 "or bind to tcp://127.0.0.1.")
 
     def _open(self) -> None:
@@ -233,6 +240,8 @@ class Daemon:
         log.info("shutting down")
         if self._running is not None:
             self._running.cancel.set()
+        if self._prepares.running is not None:
+            self._prepares.running.cancel.set()
         for job in self._queue.ordered():
             self._queue.remove(job.key)
             self._finish_unrun(job, messages.error(
@@ -282,6 +291,9 @@ class Daemon:
             if self._router in ready:
                 self._drain_router()
             now = time.monotonic()
+            if self._loading_unsent and now >= self._loading_sent + LOADING_RESEND_S:
+                self._loading_unsent, self._loading_sent = False, now
+                self._welcome_all()
             if now >= next_housekeeping:
                 next_housekeeping = now + 1.0
                 self._forget_silent_peers()
@@ -356,16 +368,16 @@ class Daemon:
             log.debug("could not send %s to a client: %s", message.get("type"), exc)
             return False
 
-    def _send_to_owner(self, peer_id: bytes, job: Job, message: dict[str, Any]) -> None:
-        """Send a job's message to an address only while the connection there holds the job's key;
-        otherwise keep it (the latest per job) until that connection proves it."""
+    def _send_to_owner(self, peer_id: bytes, job: Job | Subscriber, message: dict[str, Any], key: str = "") -> None:
+        """Send a job's (or prepare's) message to an address only while the connection there holds its
+        owner's key; otherwise keep it (the latest per ``key``, default the job's) until that connection proves it."""
         peer = self._peers.get(peer_id)
         if peer is None or peer.user != job.owner:
             return  # not its owner's connection (any more): the outcome waits in the store for a fetch
         if peer.verified:
             self._send(peer_id, message)  # False: the client is gone or not reading; its outcome is stored
         else:
-            peer.held[job.key] = message
+            peer.held[key or job.key] = message
 
     def _send_held(self, peer_id: bytes, peer: Peer) -> None:
         held, peer.held = peer.held, {}
@@ -401,9 +413,7 @@ class Daemon:
 
     def _on_submit(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
         job_id = message["job_id"]
-        # fairness between connections of this user's own clients, and between the keys of other machines
-        lane = peer_id.hex() if peer.user == self._local_key else peer.user
-        job = Job(job_id, peer_id, peer.user, lane, message)
+        job = Job(job_id, peer_id, peer.user, self._lane(peer_id, peer), message)
         try:
             self._check_submit(job)
         except EditError as err:
@@ -416,14 +426,18 @@ class Daemon:
         self._queue.add(job)
         log.info("job %s queued: %s, %dx%d, %d point(s)", job_id, message["method"], message["image"]["width"],
                  message["image"]["height"], len(message["points"]))
+        if self._prepares.running is not None:  # a drag never waits for a prepare: it stops at its next step
+            self._prepares.running.preempt.set()
         self._dispatch()
         self._announce_positions()
 
-    def _check_submit(self, job: Job) -> None:
-        message = job.request
-        if self._find(job.key) is not None or self._store.has(job.key):
-            raise EditError("duplicate_job", f"you already have a job with id {job.job_id}", "use a new job id")
-        if self._specs:
+    def _lane(self, peer_id: bytes, peer: Peer) -> str:
+        """What fairness counts: each connection of this user's own clients, each key of other machines."""
+        return peer_id.hex() if peer.user == self._local_key else peer.user
+
+    def _check_settings(self, message: dict[str, Any]) -> None:
+        """The method and its parameters (once the engine has published them), the model and VAE policy."""
+        if self._specs and message.get("method") is not None:
             spec = self._specs.get(message["method"])
             if spec is None:
                 raise EditError("unknown_method", f"there is no method called '{message['method'][:64]}'",
@@ -431,18 +445,80 @@ class Daemon:
             spec.resolve(message["params"])
         message["model"] = self._policy.check(message["model"])
         message["vae"] = self._vae_policy.check(message.get("vae"))
+
+    def _check_waiting_bytes(self, size: int) -> None:
+        waiting = self._queue.size() + self._prepares.size()
+        if waiting + size > self.options.max_queued_bytes:
+            raise EditError(
+                "queue_full", f"the jobs waiting already hold {waiting / 2**20:.0f} MB of images and this one "
+                f"{size / 2**20:.0f} MB more; the daemon keeps at most {self.options.max_queued_bytes / 2**20:.0f} MB "
+                "waiting", "wait for queued jobs to finish, send a smaller region, or start the daemon with a "
+                "larger --max-queued-mb")
+
+    def _check_submit(self, job: Job) -> None:
+        message = job.request
+        if self._find(job.key) is not None or self._store.has(job.key):
+            raise EditError("duplicate_job", f"you already have a job with id {job.job_id}", "use a new job id")
+        self._check_settings(message)
         if self._queue.count(job.lane) >= self.options.max_queued_per_client:
             raise EditError("queue_full", f"you already have {self.options.max_queued_per_client} jobs waiting",
                             "wait for some to finish or cancel them")
         if len(self._queue) >= self.options.max_queued:
             raise EditError("busy", f"the daemon already has {len(self._queue)} jobs waiting", "try again later")
-        waiting = self._queue.size()
-        if waiting + job.size > self.options.max_queued_bytes:
-            raise EditError(
-                "queue_full", f"the jobs waiting already hold {waiting / 2**20:.0f} MB of images and this one "
-                f"{job.size / 2**20:.0f} MB more; the daemon keeps at most {self.options.max_queued_bytes / 2**20:.0f} MB "
-                "waiting", "wait for queued jobs to finish, send a smaller region, or start the daemon with a "
-                "larger --max-queued-mb")
+        self._check_waiting_bytes(job.size)
+
+    def _on_prepare(self, peer_id: bytes, peer: Peer, message: dict[str, Any]) -> None:
+        subscriber = Subscriber(peer_id, peer.user, self._lane(peer_id, peer), message["prepare_id"])
+        try:
+            self._check_settings(message)
+        except EditError as err:
+            self._send(peer_id, messages.prepared(subscriber.prepare_id, "failed", error={
+                "code": err.code, "message": err.message, "hint": err.hint}))
+            return
+        key = prepare_key(message)
+        for older in self._prepares.of_lane(subscriber.lane):  # this client now wants another image ready
+            if older.key != key:
+                self._unsubscribe(older, subscriber.lane)
+        if key in self._prepares.done:  # done before: every phase it made is in the caches now
+            cached = {phase: True for phase in self._prepares.done[key]}
+            self._send(peer_id, messages.prepared(subscriber.prepare_id, "ready", cached=cached))
+            return
+        job = self._prepares.find(key)
+        if job is None:
+            try:
+                if len(self._prepares.waiting) >= self.options.max_queued:
+                    raise EditError("busy", f"the daemon already has {len(self._prepares.waiting)} prepares waiting",
+                                    "try again later")
+                self._check_waiting_bytes(len(message["image"]["data"]) + len((message.get("mask") or {}).get("data", b"")))
+            except EditError as err:
+                self._send(peer_id, messages.prepared(subscriber.prepare_id, "failed", error={
+                    "code": err.code, "message": err.message, "hint": err.hint}))
+                return
+            job = PrepareJob(key, message, [])
+            self._prepares.add(job)
+            log.info("prepare %s queued: %s, %dx%d", subscriber.prepare_id, message.get("method") or "every method",
+                     message["image"]["width"], message["image"]["height"])
+        if subscriber not in job.subscribers:
+            job.subscribers.append(subscriber)
+        self._send_prepared(job, [subscriber])
+        self._dispatch()
+
+    def _unsubscribe(self, job: PrepareJob, lane: str) -> None:
+        """A lane's newer prepare supersedes ``job`` for it; a prepare nobody waits for is dropped."""
+        gone = [s for s in job.subscribers if s.lane == lane]
+        job.subscribers = [s for s in job.subscribers if s.lane != lane]
+        for subscriber in gone:
+            self._send_to_owner(subscriber.peer, subscriber, messages.prepared(subscriber.prepare_id, "superseded"),
+                                key=subscriber.prepare_id)
+        if not job.subscribers:
+            self._prepares.drop(job)
+
+    def _send_prepared(self, job: PrepareJob, to: list[Subscriber] | None = None, **extra: Any) -> None:
+        """Tell a prepare's subscribers (or ``to``) where it stands."""
+        state = extra.pop("state", job.state)
+        for subscriber in job.subscribers if to is None else to:
+            message = messages.prepared(subscriber.prepare_id, state, job.step, job.total, job.eta_s(), **extra)
+            self._send_to_owner(subscriber.peer, subscriber, message, key=subscriber.prepare_id)
 
     def _find(self, key: str) -> Job | None:
         """The waiting or running job with this key."""
@@ -500,10 +576,15 @@ class Daemon:
     # ------------------------------------------------------------------ scheduling
 
     def _dispatch(self) -> None:
-        if self._running is not None:
+        """Give the worker the next drag, or when none waits, the next prepare."""
+        if self._running is not None or self._prepares.running is not None:
             return
         job = self._queue.pop_next()
         if job is None:
+            prepare = self._prepares.pop_next()
+            if prepare is not None:
+                self._send_prepared(prepare)
+                self._worker.inbox.put(prepare)
             return
         self._running = job
         job.started = time.time()
@@ -553,12 +634,43 @@ class Daemon:
                 if description is not None:
                     self._description = description
                     self._specs = method_specs(description)
+                self._loading, self._loading_unsent = None, False
                 log.info("engine: %s%s", state, f" ({error['message']})" if error else "")
-                for peer_id, peer in self._peers.items():
-                    if peer.hello is not None:
-                        self._send(peer_id, self._welcome())
+                self._welcome_all()
+            elif kind == "loading":
+                self._loading, self._loading_unsent = event[1], True
             elif kind == "engine_status":
                 self._engine_status = event[1]
+            elif kind == "prepare_progress":
+                _, prepare, step, total = event
+                prepare.step, prepare.total = step, total
+                self._send_prepared(prepare)
+            elif kind == "prepare_done":
+                self._prepare_done(*event[1:])
+
+    def _prepare_done(self, job: PrepareJob, message: dict[str, Any]) -> None:
+        """A prepare ended: ready, failed, or stopped (superseded by all its subscribers, or preempted
+        by a drag: then it waits again, first among the prepares)."""
+        if message["type"] == "result":
+            self._prepares.finish(job, message["cache_hits"])
+            job.step = job.total
+            self._send_prepared(job, state="ready", cached=message["cache_hits"])
+        elif message["type"] == "error":
+            self._prepares.finish(job, None)
+            self._send_prepared(job, state="failed", error={name: message[name] for name in ("code", "message", "hint")})
+        else:
+            self._prepares.finish(job, None)
+            if job.preempt.is_set() and not job.cancel.is_set():
+                self._prepares.put_back(job)
+                self._send_prepared(job)
+        self._dispatch()
+        self._announce_positions()
+
+    def _welcome_all(self) -> None:
+        """Send the welcome again to every client that said hello (the engine's state changed)."""
+        for peer_id, peer in self._peers.items():
+            if peer.hello is not None:
+                self._send(peer_id, self._welcome())
 
     # ------------------------------------------------------------------ descriptions
 
@@ -568,7 +680,7 @@ class Daemon:
         engine.update(self._description)
         welcome = {**engine, "type": "welcome", "daemon_version": __version__, "protocol": PROTOCOL_VERSION,
                    "instance": self.instance, "state": self._engine_state, "error": self._engine_error,
-                   "limits": self.options.limits.as_dict(), "secure": self.secure}
+                   "loading": self._loading, "limits": self.options.limits.as_dict(), "secure": self.secure}
         if self._local:  # a daemon for this machine: the plug-ins name its log in their error messages
             welcome["log_file"] = str(self._paths.log_file)
         return welcome
@@ -589,11 +701,13 @@ class Daemon:
             "uptime_s": round(time.time() - self._started_at, 1),
             "state": self._engine_state,
             "error": self._engine_error,
+            "loading": self._loading,
             "model": self._description.get("model", self.options.settings.model),
             "device": self._description.get("device"),
             "engine": self._engine_status,
             "running": running,
             "queued": len(self._queue),
+            "prepare": self._prepares.summary(),
             "clients": sum(1 for peer in self._peers.values() if peer.hello is not None),
             "results_stored": self._store.count(),
             "secure": self.secure,

@@ -1,9 +1,12 @@
-"""The one worker thread: creates the engine, then runs jobs one at a time.
+"""The one worker thread: creates the engine, then runs jobs (drags and prepares) one at a time.
 
 It talks to the I/O thread through a thread-safe queue of events plus a wake-up message on
 its own inproc PAIR socket (one socket per thread). Events:
-``("engine", state, description, error)``, ``("progress", job, message)``,
-``("done", job, message)``, ``("engine_status", status)``.
+``("engine", state, description, error)``, ``("loading", download)`` (a hub model's download
+progress while it loads, engine/download.py; None when none runs), ``("progress", job, message)``,
+``("done", job, message)``, ``("engine_status", status)``, and for prepares
+``("prepare_progress", prepare, step, total)`` and ``("prepare_done", prepare, message)`` (the
+message a drag would have ended with: result (with ``cache_hits`` only), cancelled or error).
 """
 from __future__ import annotations
 
@@ -11,15 +14,18 @@ import errno
 import logging
 import queue
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Callable
 
 import zmq
 
 from dragedit_protocol import messages
 
-from ..engine.api import EditError, EngineSettings, JobCancelled
-from .convert import plain, progress_message, result_message, to_request
+from ..engine.api import EditError, EngineSettings, JobCancelled, describe_source
+from ..engine.download import DownloadWatcher
+from .convert import plain, progress_message, result_message, to_prepare_request, to_request
 from .jobs import Job
+from .prepares import PrepareJob
 from .results import ResultStore
 
 log = logging.getLogger(__name__)
@@ -38,7 +44,7 @@ class Worker(threading.Thread):
     def __init__(self, context: zmq.Context, wake_endpoint: str, engine_factory: EngineFactory,
                  settings: EngineSettings, store: ResultStore, log_hint: str):
         super().__init__(name="dragedit-worker", daemon=True)
-        self.inbox: queue.Queue[Job | None] = queue.Queue()
+        self.inbox: queue.Queue[Job | PrepareJob | None] = queue.Queue()
         self.events: queue.Queue[tuple] = queue.Queue()
         self._context = context
         self._wake_endpoint = wake_endpoint
@@ -60,7 +66,10 @@ class Worker(threading.Thread):
                 job = self.inbox.get()
                 if job is None:
                     break
-                self._run(job)
+                if isinstance(job, PrepareJob):
+                    self._prepare(job)
+                else:
+                    self._run(job)
         finally:
             self._wake.close()
 
@@ -89,7 +98,8 @@ class Worker(threading.Thread):
         try:
             engine = self._factory(self._settings)
             description = plain(engine.describe())
-            engine.ensure_model()  # load the model now, so the first job does not wait for it
+            with self._watch_download():
+                engine.ensure_model()  # load the model now, so the first job does not wait for it
             description = plain(engine.describe())
         except Exception as exc:
             failure = self._load_error(exc)
@@ -103,6 +113,18 @@ class Worker(threading.Thread):
         self._post(("engine", READY, description, None))
         self._post_status()
         return None
+
+    def _watch_download(self) -> AbstractContextManager:
+        """While the daemon's model loads from the hub, post its download progress (a folder or a
+        file loads without)."""
+        if describe_source(self._settings.model) != "hub":
+            return nullcontext()
+        return DownloadWatcher(self._settings.model, self._post_download)
+
+    def _post_download(self, download: dict[str, Any] | None) -> None:
+        """Called on the watcher's thread: the event goes in the queue without a wake-up, as the wake
+        socket belongs to this thread (the I/O thread reads the queue at least every 100 ms)."""
+        self.events.put(("loading", download))
 
     def _load_error(self, exc: Exception) -> EditError:
         if _is_disk_full(exc):  # also when the loader wrapped the OSError in its own error
@@ -128,6 +150,28 @@ class Worker(threading.Thread):
             self._post(("engine", READY, plain(self._engine.describe()), None))
         self._post_status()
 
+    def _prepare(self, job: PrepareJob) -> None:
+        """Run a prepare (stopping at a step when cancelled or preempted); its outcome as a drag's would be."""
+        key = job.subscribers[0].prepare_id if job.subscribers else job.key
+        if self._engine is None or (self._model_failed and not job.request.get("model")):
+            message = messages.error("model_not_loaded", "the daemon's model is not loaded, so nothing can be prepared",
+                                     "a drag tries to load it again and says what is wrong", key)
+        else:
+            def on_progress(progress) -> None:
+                self._post(("prepare_progress", job, int(progress.step), int(progress.total)))
+
+            def stopping() -> bool:
+                return job.cancel.is_set() or job.preempt.is_set()
+
+            def prepare() -> dict[str, Any]:
+                result = self._engine.prepare(to_prepare_request(job.request), on_progress, stopping)
+                return {"type": "result", "cache_hits": plain(result.cache_hits), "timings": plain(result.timings)}
+
+            message = self._attempt(key, prepare)
+        log.info("prepare %s: %s", key, message["type"] if message["type"] != "error" else message["code"])
+        self._post(("prepare_done", job, message))
+        self._post_status()
+
     def _outcome(self, job: Job) -> dict[str, Any]:
         if job.cancel.is_set():
             return messages.cancelled(job.job_id)
@@ -140,26 +184,30 @@ class Worker(threading.Thread):
         def on_progress(progress) -> None:
             self._post(("progress", job, progress_message(job.job_id, progress)))
 
+        return self._attempt(job.job_id, lambda: result_message(
+            job.job_id, self._engine.run(to_request(job.request), on_progress, job.cancel.is_set)))
+
+    def _attempt(self, job_id: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``work()``'s message, or the cancelled / error message its failure means to the user."""
         try:
-            result = self._engine.run(to_request(job.request), on_progress, job.cancel.is_set)
-            return result_message(job.job_id, result)
+            return work()
         except JobCancelled:
-            return messages.cancelled(job.job_id)
+            return messages.cancelled(job_id)
         except EditError as exc:
             if exc.code == "out_of_memory":
                 self._release_memory()
-            return messages.error(exc.code, exc.message, exc.hint, job.job_id)
+            return messages.error(exc.code, exc.message, exc.hint, job_id)
         except Exception as exc:
-            log.exception("job %s failed", job.job_id)
+            log.exception("job %s failed", job_id)
             self._release_memory()
             if _is_out_of_memory(exc):
-                return messages.error("out_of_memory", f"the device ran out of memory ({exc})", OOM_HINT, job.job_id)
+                return messages.error("out_of_memory", f"the device ran out of memory ({exc})", OOM_HINT, job_id)
             if _is_disk_full(exc):
                 return messages.error("disk_full", f"the disk is full ({exc})",
                                       f"free space on the disk of {self._settings.cache_dir or 'the cache folder'} "
-                                      "or lower the disk cache size", job.job_id)
+                                      "or lower the disk cache size", job_id)
             return messages.error("internal_error", f"the edit failed: {type(exc).__name__}: {exc}",
-                                  "try other parameters or a smaller region; " + self._log_hint, job.job_id)
+                                  "try other parameters or a smaller region; " + self._log_hint, job_id)
 
     def _release_memory(self) -> None:
         try:

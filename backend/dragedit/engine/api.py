@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -29,8 +30,35 @@ class DragRequest:
 
 
 @dataclass
+class PrepareRequest:
+    """Get an image ready for dragging: the RecLoRA and inversion a drag of it will look up.
+
+    image / mask / model / vae / prompt as in DragRequest (the mask fixes the working region; without
+    one the whole image is the region); method None: every method with its defaults, else that
+    method with ``params``.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray | None = None
+    method: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    prompt: str = ""
+    model: str | None = None
+    vae: str | None = None
+
+
+@dataclass
+class PrepareResult:
+    """What a prepare did: per phase, whether every part of it was already cached; seconds per phase."""
+
+    cache_hits: dict[str, bool]
+    timings: dict[str, float]
+
+
+@dataclass
 class Progress:
-    """A progress report: phase is one of load, lora, inversion, drag, denoise."""
+    """A progress report: phase is one of load, lora, inversion, drag, denoise (and prepare: a
+    prepare's LoRA and inversion steps counted together)."""
 
     phase: str
     step: int
@@ -98,3 +126,15 @@ class EngineSettings:
     memory_cache_items: int = 8
     reference_cache_items: int = 2  # images whose mutual-attention keys/values are kept (~0.8 GB each, SD-1.5 bf16)
     disk_cache_bytes: int = 2 * 1024**3
+
+
+def describe_source(source: str) -> str:
+    """What kind of model source a string names: toy, folder, single_file or hub."""
+    if source == "toy":
+        return "toy"
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return "folder"
+    if path.suffix in (".safetensors", ".ckpt", ".pt", ".pth", ".bin"):
+        return "single_file"
+    return "hub"

@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,13 +21,14 @@ from safetensors import SafetensorError
 
 from .. import __version__
 from ..methods import METHODS, get_method
-from .api import (CancelCheck, DragRequest, DragResult, EditError, EngineSettings, JobCancelled, Progress,
-                  ProgressCallback)
+from .api import (CancelCheck, DragRequest, DragResult, EditError, EngineSettings, JobCancelled, PrepareRequest,
+                  PrepareResult, Progress, ProgressCallback)
 from .cache import DiskCache, MemoryCache, content_key
 from .context import RECON_ADAPTER, DragContext
 from .ddim import start_index, timesteps
 from .features import UNetRunner
-from .images import check_inputs, crop_to_work, mask_to_latent, mask_to_work, paste, plan_region
+from .images import (Region, check_image_and_mask, check_inputs, crop_to_work, mask_to_latent, mask_to_work, paste,
+                     plan_region)
 from .inversion import ddim_invert
 from .latents import Posterior, decode, encode
 from .lora import (RECON_RECIPE, activate_adapter, load_lora_state, read_lora, save_lora,
@@ -59,6 +61,25 @@ def default_cache_dir() -> Path:
     home = os.environ.get("DRAGEDIT_HOME") or os.path.join(
         os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "dragedit")
     return Path(home) / "cache"
+
+
+# the method parameters the RecLoRA and the inversion depend on (with the working region)
+PREPARED_PARAMS = ("lora_steps", "lora_rank", "lora_lr", "lora_batch", "inversion_strength")
+
+
+@dataclass
+class ReadyImage:
+    """What a drag of one working-region image starts from (Engine._ready_image)."""
+
+    emb: torch.Tensor
+    z0: Callable[[], torch.Tensor]  # the latent (posterior mean), encoded on first call
+    recon: str | None  # the RecLoRA adapter's name, None without one
+    trajectory: dict
+    inversion_key: str
+    timesteps: list[int]
+    start: int
+    cache_hits: dict[str, bool]
+    timings: dict[str, float]
 
 
 class Engine:
@@ -146,10 +167,15 @@ class Engine:
     def run(self, request: DragRequest, on_progress: ProgressCallback | None = None,
             is_cancelled: CancelCheck | None = None) -> DragResult:
         """Run one drag request; raises EditError (a user-facing failure) or JobCancelled."""
+        return self._guarded(self._run, request, on_progress, is_cancelled)
+
+    def _guarded(self, work: Callable, request: Any, on_progress: ProgressCallback | None,
+                 is_cancelled: CancelCheck | None) -> Any:
+        """Run a job's work with default callbacks; a GPU out-of-memory frees the caches and becomes an EditError."""
         report = on_progress or (lambda progress: None)
         cancelled = is_cancelled or (lambda: False)
         try:
-            return self._run(request, report, cancelled)
+            return work(request, report, cancelled)
         except torch.cuda.OutOfMemoryError as exc:
             self.release_memory()
             raise EditError("out_of_memory", f"the GPU ran out of memory: {exc}".split("\n")[0],
@@ -186,41 +212,20 @@ class Engine:
         check_work(method, params, len(handles), feature_channels(model.unet), model.device)
         runner = UNetRunner(model.unet, feature_size, autocast=model.precision.autocast)
         try:
-            emb = model.encode_prompt(request.prompt)
-            posterior = encode(model.vae, work_rgb, model.device)
-            z0 = posterior.mean
-            image_key = content_key(work_rgb.tobytes(), work_rgb.shape, model.source, model.vae_source,
-                                    model.precision.name)
-            clock = time.perf_counter()
-            recon, lora_key, lora_hit = self._reconstruction_lora(runner, model, posterior, emb, image_key,
-                                                                  request.prompt, params, report, cancelled)
-            timings["lora"] = elapsed(clock, model.device)
-
-            clock = time.perf_counter()
-            all_steps = timesteps(model.scheduler)
-            start = start_index(params["inversion_strength"], len(all_steps))
-            inversion_key = content_key(lora_key, request.prompt, all_steps[start])
-            trajectory = self.inversion_memory.get(inversion_key)
-            inversion_hit = trajectory is not None
-            if trajectory is None:
-                up = list(reversed(all_steps[start:]))
-                trajectory = ddim_invert(runner, model.scheduler, z0, emb, up,
-                                         phase_steps("inversion", report, cancelled))
-                self.inversion_memory.put(inversion_key, trajectory)
-            else:
-                report(Progress("inversion", 1, 1, cached=True))
-            timings["inversion"] = elapsed(clock, model.device)
-
+            ready = self._ready_image(runner, model, work_rgb, request.prompt, params, report, cancelled)
+            timings.update(ready.timings)
+            emb, z0 = ready.emb, ready.z0()
             generator = torch.Generator(device="cpu").manual_seed(seed)
 
             def feature_to_image(pts: np.ndarray) -> np.ndarray:
                 return region.to_image(pts * 2.0)
 
             ctx = DragContext(
-                model=model, runner=runner, emb=emb, z0=z0, trajectory=trajectory, timesteps=all_steps, start=start,
-                handles=handles, targets=targets, editable=editable_latent,
+                model=model, runner=runner, emb=emb, z0=z0, trajectory=ready.trajectory, timesteps=ready.timesteps,
+                start=ready.start, handles=handles, targets=targets, editable=editable_latent,
                 has_mask=not bool(editable_latent.all()),
-                generator=generator, recon_adapter=recon, memo_cache=self.memo_memory, memo_prefix=inversion_key,
+                generator=generator, recon_adapter=ready.recon, memo_cache=self.memo_memory,
+                memo_prefix=ready.inversion_key,
                 report_progress=report, is_cancelled=cancelled, feature_to_image=feature_to_image,
                 preview_every=request.preview_every, reference_cache=self.reference_memory,
             )
@@ -241,9 +246,97 @@ class Engine:
         final_handles = [tuple(map(float, p)) for p in feature_to_image(outcome.handles.detach().cpu().numpy())]
         stats = {**runner.counter.as_dict(), **outcome.stats,
                  "region": [region.x0, region.y0, region.x1, region.y1], "work_size": [region.work_w, region.work_h]}
-        return DragResult(out, final_handles, timings, seed, {"lora": lora_hit, "inversion": inversion_hit}, stats)
+        return DragResult(out, final_handles, timings, seed, ready.cache_hits, stats)
 
-    def _reconstruction_lora(self, runner: UNetRunner, model: DiffusionModel, posterior: Posterior, emb: torch.Tensor,
+    def prepare(self, request: PrepareRequest, on_progress: ProgressCallback | None = None,
+                is_cancelled: CancelCheck | None = None) -> PrepareResult:
+        """Make the RecLoRA and the inversion a drag of this image will look up, for one method's
+        settings or every method's defaults (each distinct setting once); raises EditError or
+        JobCancelled (checked every LoRA and inversion step). Progress: phase "prepare", the LoRA
+        and inversion steps of every setting counted together (a cached part counts as done)."""
+        return self._guarded(self._prepare, request, on_progress, is_cancelled)
+
+    def _prepare(self, request: PrepareRequest, report: ProgressCallback, cancelled: CancelCheck) -> PrepareResult:
+        check_image_and_mask(request.image, request.mask)
+        editable = (request.mask > 0) if request.mask is not None else np.ones(request.image.shape[:2], bool)
+        methods = [get_method(request.method)] if request.method else list(METHODS.values())
+        clock = time.perf_counter()
+        model = self.ensure_model(request.model, None, request.vae)
+        timings = {"load": time.perf_counter() - clock}
+        work_size = self.settings.work_size or model.native_size
+        no_points = np.zeros((0, 2))
+        settings: dict[tuple, tuple[Region, dict]] = {}  # what the RecLoRA and inversion depend on -> one method's
+        for method in methods:
+            params = method.SPEC.resolve(request.params if request.method else {})
+            region = plan_region(editable, no_points, work_size, model.size_multiple, params["feather"])
+            settings.setdefault((region, *(params[name] for name in PREPARED_PARAMS)), (region, params))
+        all_steps = timesteps(model.scheduler)
+
+        def phase_steps_of(params: dict) -> dict[str, int]:
+            return {"lora": params["lora_steps"],
+                    "inversion": len(all_steps) - start_index(params["inversion_strength"], len(all_steps))}
+
+        total = sum(sum(phase_steps_of(params).values()) for _, params in settings.values())
+        done = 0
+        hits = {"lora": True, "inversion": True}
+        for region, params in settings.values():
+            steps = phase_steps_of(params)
+
+            def count(progress: Progress, base: int = done, steps: dict[str, int] = steps) -> None:
+                """A LoRA or inversion step as a step of the whole prepare (a cached phase counts whole)."""
+                before = base + (steps["lora"] if progress.phase == "inversion" else 0)
+                report(Progress("prepare", before + (steps[progress.phase] if progress.cached else progress.step), total))
+
+            runner = UNetRunner(model.unet, (region.work_h // 2, region.work_w // 2),
+                                autocast=model.precision.autocast)
+            try:
+                ready = self._ready_image(runner, model, crop_to_work(request.image, region), request.prompt, params,
+                                          count, cancelled)
+            finally:
+                runner.close()
+            done += sum(steps.values())
+            for phase in ("lora", "inversion"):
+                hits[phase] = hits[phase] and ready.cache_hits[phase]
+                timings[phase] = timings.get(phase, 0.0) + ready.timings[phase]
+        return PrepareResult(hits, timings)
+
+    def _ready_image(self, runner: UNetRunner, model: DiffusionModel, work_rgb: np.ndarray, prompt: str, params: dict,
+                     report: ProgressCallback, cancelled: CancelCheck) -> "ReadyImage":
+        """The prompt embedding, the RecLoRA (active in the UNet) and the inverted trajectory of a
+        working-region image, each from the caches or made now; the latent is encoded only when needed."""
+        emb = model.encode_prompt(prompt)
+        latent: list[Posterior] = []
+
+        def posterior() -> Posterior:
+            if not latent:
+                latent.append(encode(model.vae, work_rgb, model.device))
+            return latent[0]
+
+        image_key = content_key(work_rgb.tobytes(), work_rgb.shape, model.source, model.vae_source, model.precision.name)
+        clock = time.perf_counter()
+        recon, lora_key, lora_hit = self._reconstruction_lora(runner, model, posterior, emb, image_key, prompt, params,
+                                                              report, cancelled)
+        timings = {"lora": elapsed(clock, model.device)}
+
+        clock = time.perf_counter()
+        all_steps = timesteps(model.scheduler)
+        start = start_index(params["inversion_strength"], len(all_steps))
+        inversion_key = content_key(lora_key, prompt, all_steps[start])
+        trajectory = self.inversion_memory.get(inversion_key)
+        inversion_hit = trajectory is not None
+        if trajectory is None:
+            up = list(reversed(all_steps[start:]))
+            trajectory = ddim_invert(runner, model.scheduler, posterior().mean, emb, up,
+                                     phase_steps("inversion", report, cancelled))
+            self.inversion_memory.put(inversion_key, trajectory)
+        else:
+            report(Progress("inversion", 1, 1, cached=True))
+        timings["inversion"] = elapsed(clock, model.device)
+        return ReadyImage(emb, lambda: posterior().mean, recon, trajectory, inversion_key, all_steps, start,
+                          {"lora": lora_hit, "inversion": inversion_hit}, timings)
+
+    def _reconstruction_lora(self, runner: UNetRunner, model: DiffusionModel, posterior: Callable[[], Posterior],
+                             emb: torch.Tensor,
                              image_key: str, prompt: str, params: dict, report: ProgressCallback,
                              cancelled: CancelCheck) -> tuple[str | None, str, bool]:
         """Make the RecLoRA adapter active for this image: from memory, disk, or trained now.
@@ -270,7 +363,7 @@ class Engine:
         else:
             self._recon_in_unet = None
             generator = torch.Generator(device="cpu").manual_seed(int(key[:8], 16))
-            state = train_reconstruction_lora(runner, model.scheduler, posterior, emb, RECON_ADAPTER, rank, steps,
+            state = train_reconstruction_lora(runner, model.scheduler, posterior(), emb, RECON_ADAPTER, rank, steps,
                                               params["lora_lr"], params["lora_batch"], generator,
                                               phase_steps("lora", report, cancelled))
             try:

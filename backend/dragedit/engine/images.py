@@ -62,11 +62,8 @@ class Region:
         return points / np.array([sx, sy]) + np.array([self.x0, self.y0], dtype=np.float64)
 
 
-def check_inputs(image: np.ndarray, mask: np.ndarray | None, points: list) -> np.ndarray:
-    """Validate a full-size request; returns the selection as H x W uint8 (0 = keep, > 0 = may change).
-
-    Without a mask it is the default region around the points (255 inside, 0 outside).
-    """
+def check_image_and_mask(image: np.ndarray, mask: np.ndarray | None) -> None:
+    """Validate a full-size image (H x W x 4 uint8) and its optional selection (H x W, not empty)."""
     if image.ndim != 3 or image.shape[2] != 4 or image.dtype != np.uint8:
         raise EditError("bad_image", f"the image must be H x W x 4 uint8 RGBA, got {image.shape} {image.dtype}")
     height, width = image.shape[:2]
@@ -77,6 +74,15 @@ def check_inputs(image: np.ndarray, mask: np.ndarray | None, points: list) -> np
         if not (mask > 127).any():
             raise EditError("empty_mask", "the selection (editable region) is empty",
                             "select the region that may change, or select nothing to edit the area around the points")
+
+
+def check_inputs(image: np.ndarray, mask: np.ndarray | None, points: list) -> np.ndarray:
+    """Validate a full-size request; returns the selection as H x W uint8 (0 = keep, > 0 = may change).
+
+    Without a mask it is the default region around the points (255 inside, 0 outside).
+    """
+    check_image_and_mask(image, mask)
+    height, width = image.shape[:2]
     if not points:
         raise EditError("no_points", "no drag points were given", "add at least one handle -> target pair")
     for i, (handle, target) in enumerate(points):
@@ -97,7 +103,7 @@ def plan_region(editable: np.ndarray, points: np.ndarray, work_size: int, multip
 
     With the whole image editable the region is the whole image. Otherwise it is the mask's box grown
     by max(min_margin, feather, margin_fraction x box size), clipped to the image; it grows further
-    when a point lies outside it, and to at least the working size where the image allows (more
+    when a point lies outside it (``points`` may be empty: a prepare, before any), and to at least the working size where the image allows (more
     context rather than scaling content up beyond the model's native scale). So moving points inside
     the region keeps the same crop, and a repeated drag of the same layer and selection finds its
     RecLoRA and inversion in the caches.
@@ -111,8 +117,8 @@ def plan_region(editable: np.ndarray, points: np.ndarray, work_size: int, multip
         margin = max(min_margin, feather, int(margin_fraction * max(bx1 - bx0, by1 - by0)))
         x0, y0 = max(0, int(bx0) - margin), max(0, int(by0) - margin)
         x1, y1 = min(width, int(bx1) + margin), min(height, int(by1) + margin)
-        px0, py0 = points.min(axis=0)
-        px1, py1 = points.max(axis=0) + 1
+        px0, py0 = points.min(axis=0) if len(points) else (x0, y0)
+        px1, py1 = points.max(axis=0) + 1 if len(points) else (x1, y1)
         if px0 < x0 or py0 < y0 or px1 > x1 or py1 > y1:
             x0, y0 = max(0, min(x0, int(np.floor(px0)) - min_margin)), max(0, min(y0, int(np.floor(py0)) - min_margin))
             x1, y1 = min(width, max(x1, int(np.ceil(px1)) + min_margin)), min(height, max(y1, int(np.ceil(py1)) + min_margin))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .api import EditError
+from .api import EditError, describe_source
 from .precision import Precision, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -88,18 +88,6 @@ def resolve_device(device: str) -> torch.device:
         raise EditError("no_gpu", f"device '{device}' was asked for but no CUDA GPU is available",
                         "use --device cpu (slow) or check the GPU driver")
     return torch.device(device)
-
-
-def describe_source(source: str) -> str:
-    """What kind of model source a string names: toy, folder, single_file or hub."""
-    if source == "toy":
-        return "toy"
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return "folder"
-    if path.suffix in (".safetensors", ".ckpt", ".pt", ".pth", ".bin"):
-        return "single_file"
-    return "hub"
 
 
 def load_model(source: str, device: str = "auto", dtype: str = "auto", config: str | None = None,

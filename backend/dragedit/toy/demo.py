@@ -30,7 +30,7 @@ from .params import toy_params
 from .pictures import draw_arrows, draw_trajectory, enlarge
 
 # The left side of a box pulled 16 px outwards inside a selection: of the cases measured with every
-# method on the shipped model, the one each moves at least half way (README "Demo").
+# method on the shipped model, the one each moves at least half way (docs/quality.md, "The demo").
 DEMO_CASE = "stretch-1-mask"
 JOB_TIMEOUT_S = 1800.0
 READY_TIMEOUT_S = 300.0

@@ -232,7 +232,7 @@ def _training_timesteps(count: int, total: int, low_noise_share: float, gen: tor
 
     (An experiment: DDIM inversion starts at low noise, where the shipped model's noise prediction is
     weakest. With 0.5 and 3000 steps the prediction improved, the inverted latents and the drags did
-    not: README "Drag quality".)
+    not: docs/quality.md.)
     """
     low = int(round(count * low_noise_share))
     return torch.cat([torch.randint(0, int(total * 0.3), (low,), generator=gen),

@@ -11,6 +11,7 @@ import time
 import uuid
 from typing import Any, Callable, Protocol
 
+from ..messages import download_words
 from .drag import DragPlan, DragRequest
 from .errors import UserError, error_text, join_message
 from .jobs import JobState
@@ -125,6 +126,9 @@ class DragSession:
         state = self.daemon_state
         if state == "loading":
             model = self.welcome_field("model")
+            download = self.welcome_field("loading")
+            if download:  # a hub model not in the cache yet (checked by messages.decode_daemon)
+                return f"Downloading the model{' ' + str(model) if model else ''}: {download_words(download)}."
             return f"Daemon ready, loading the model{' ' + str(model) if model else ''}..."
         if state == "ready":
             model, device = self.welcome_field("model"), self.welcome_field("device")
