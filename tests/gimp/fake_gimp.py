@@ -584,6 +584,12 @@ class Widget:
     def show_all(self) -> None:
         self.shown = True
 
+    def set_visible(self, visible: bool) -> None:
+        self.shown = visible
+
+    def set_no_show_all(self, no_show_all: bool) -> None:
+        self.props["no_show_all"] = no_show_all
+
     def walk(self):
         """This widget and every descendant."""
         yield self

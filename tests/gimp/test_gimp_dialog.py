@@ -277,14 +277,20 @@ def test_with_a_selection_the_dialog_prepares_what_drag_sends_and_says_when_read
         dialog.seed_entry.set_text("42")
         dialog.prompt_entry.set_text("a photo")
 
+    def look():
+        shown.append((dialog.readiness_label.text, dialog.readiness_label.shown))
+
     play(dialog,
          (lambda: dialog.form is not None, type_a_prompt),
+         (lambda: True, look),
          (lambda: True, lambda: setattr(clock, "now", clock.now + QUIET_S)),
-         (lambda: "3/8" in dialog.readiness_label.text, lambda: shown.append(dialog.readiness_label.text)),
-         (lambda: "Ready" in dialog.readiness_label.text, lambda: shown.append(dialog.readiness_label.text)),
+         (lambda: "3/8" in dialog.readiness_label.text, look),
+         (lambda: "Ready" in dialog.readiness_label.text, look),
          (lambda: True, lambda: dialog.dialog.respond(OK)),
+         (lambda: True, look),  # a drag runs
          (lambda: "Added the layer" in dialog.status_label.text, lambda: dialog.dialog.respond(CLOSE)))
-    assert shown == ["Getting ready for the drag: 3/8 (about 5 s left)", "Ready: the drag will start at once."]
+    assert shown == [("", False), ("Getting ready for the drag: 3/8 (about 5 s left)", True),
+                     ("Ready: the drag will start at once.", True), ("", False)]
     prepared, submitted = without_id(client.prepared[0]), client.submitted[0]
     assert len(client.prepared) == 1 and prepared == {name: submitted[name] for name in prepared}
     assert prepared["prompt"] == "a photo" and prepared["mask"] is not None

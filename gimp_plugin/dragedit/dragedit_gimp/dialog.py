@@ -185,7 +185,10 @@ class DragDialog:
         self._preview_shown: Preview | None = None
         self.status_label = self._label(box)
         self.status_label.set_text(self._hint())
-        self.readiness_label = self._label(box)  # whether the daemon has the next drag ready (prepared ahead)
+        # whether the daemon has the next drag ready (prepared ahead); shown only with something to say,
+        # so that it takes no room from a dialog that is already as tall as many screens
+        self.readiness_label = self._label(box)
+        self.readiness_label.set_no_show_all(True)
         self._update_buttons()
 
     def _hint(self) -> str:
@@ -342,7 +345,9 @@ class DragDialog:
         """One GLib timeout: advance the session and show what changed."""
         self.session.tick()
         self.daemon_label.set_text(self.session.daemon_text)
-        self.readiness_label.set_text(self.session.prepare_text)
+        readiness = self.session.prepare_text
+        self.readiness_label.set_text(readiness)
+        self.readiness_label.set_visible(bool(readiness))
         methods = self.session.methods
         if [m.name for m in methods] != [m.name for m in self.methods] or (methods and not self.form):
             self._show_methods(methods)
