@@ -8,12 +8,13 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable
 
 from dragedit_protocol import DEFAULT_ENDPOINT, __version__ as PROTOCOL_PACKAGE_VERSION
-from dragedit_protocol.editor.drag import DragPlan, compose_result, plan_drag
+from dragedit_protocol.editor.drag import DragPlan, DragRequest, compose_result, plan_drag
 from dragedit_protocol.editor.errors import UserError
 from dragedit_protocol.editor.jobs import JobState
 from dragedit_protocol.editor.launcher import DaemonLauncher, is_local_endpoint, read_install_info
@@ -50,8 +51,10 @@ class DragController:
     """One per Krita instance: the daemon session, the artist's parameters and the drag in flight."""
 
     def __init__(self, app: Any, vendor_dir: Path, make_client: Callable[[str], Client] | None = None,
-                 make_launcher: Callable[..., DaemonLauncher] = DaemonLauncher):
+                 make_launcher: Callable[..., DaemonLauncher] = DaemonLauncher,
+                 clock: Callable[[], float] = time.monotonic):
         self.app = app
+        self._clock = clock
         self.vendor_dir = vendor_dir
         self.settings = Settings(app)
         self.params = ParamStore.from_json(self.settings.params_json)
@@ -116,7 +119,7 @@ class DragController:
                 launcher = self._make_launcher(read_install_info(self.vendor_dir), endpoint)
             except UserError as err:
                 why = err.hint or err.message
-        return DragSession(endpoint, self._make_client, launcher, not_startable=why)
+        return DragSession(endpoint, self._make_client, launcher, not_startable=why, clock=self._clock)
 
     def connect(self) -> DragSession:
         """The session, created (and the daemon contacted) on first use."""
@@ -254,6 +257,21 @@ class DragController:
 
     # ------------------------------------------------------------------ drag
 
+    def _read_drag(self, doc: Any) -> tuple[document.Source, DragRequest]:
+        """The source pixels and the request a drag of ``doc`` sends now: Drag and the prepare
+        both send this, so the daemon's caches made by the prepare serve the drag."""
+        node = None if self.settings.source == "visible" else document.pick_source_node(doc, self._last_paint_layer)
+        pairs = document.read_pairs(doc)
+        source = document.read_source(doc, node)
+        mask = document.read_mask(doc, source.rect, self.settings.soft_edge)
+        plan = plan_drag(source.rgba, source.rect, pairs, mask)
+        method = self.current_method()
+        # before the welcome (daemon still starting) the saved values go as they are: the daemon checks them
+        method_name = method.name if method else (self.params.method or "dragdiffusion")
+        overrides = self.params.overrides(method) if method else dict(self.params.values.get(method_name, {}))
+        return source, DragRequest(plan, method_name, overrides, model=self.settings.model or None,
+                                   prompt=self.params.prompt)
+
     @reports_errors
     def drag(self) -> None:
         """Read the document, plan the drag and hand it to the daemon (sent once it is ready)."""
@@ -261,25 +279,54 @@ class DragController:
         if session.busy:
             raise UserError("A drag is already running", "wait for it to finish or cancel it")
         doc = self._document()
-        node = None if self.settings.source == "visible" else document.pick_source_node(doc, self._last_paint_layer)
-        pairs = document.read_pairs(doc)
-        source = document.read_source(doc, node)
-        mask = document.read_mask(doc, source.rect, self.settings.soft_edge)
-        plan = plan_drag(source.rgba, source.rect, pairs, mask)
+        source, request = self._read_drag(doc)
         method = self.current_method()
         if session.daemon_state == "ready" and method is None:
             log = session.welcome_field("log_file")
             raise UserError("The daemon offers no drag methods", f"see its log, {log}" if log else "see its log")
         session.require_model(self.settings.model)
-        # before the welcome (daemon still starting) the saved values go as they are: the daemon checks them
-        method_name = method.name if method else (self.params.method or "dragdiffusion")
-        overrides = self.params.overrides(method) if method else dict(self.params.values.get(method_name, {}))
         self._job_document, self._job_source, self._job_method = doc, source, method
-        self._job_overrides = overrides
-        session.start_drag(plan, method_name, overrides, seed=self.params.seed, prompt=self.params.prompt,
-                           preview_every=PREVIEW_EVERY if self.settings.live_preview else 0,
-                           model=self.settings.model or None)
+        self._job_overrides = request.params
+        session.start_drag(request, seed=self.params.seed,
+                           preview_every=PREVIEW_EVERY if self.settings.live_preview else 0)
         document.save_document_settings(doc, self.params.to_json())
+
+    def prepare_ahead(self) -> None:
+        """Have the daemon get the next drag ready while the artist places points (the docker calls
+        this once a second): with a selection, point pairs and the active layer as the source, what
+        Drag would send goes as a prepare once the pairs, selection and settings have been still a
+        moment (and only when it changed). The visible image is not prepared: reading it hides the
+        points layer for a moment, which would flicker."""
+        session, doc = self.session, self.app.activeDocument()
+        if session is None or doc is None or doc.rootNode() is None:
+            return
+        shown = (self.prepare_text, self.message)
+        try:
+            session.prepare_when_quiet(self._prepare_scene(doc), lambda: self._read_drag(doc)[1])
+        except Exception as exc:
+            self.report(exc)
+        if (self.prepare_text, self.message) != shown:
+            self.notify()
+
+    def _prepare_scene(self, doc: Any) -> tuple | None:
+        """What the next drag is made of that is cheap to read (not the pixels); None: nothing to prepare."""
+        selected = document.selection_bounds(doc)
+        if self.settings.source == "visible" or selected is None:
+            return None
+        try:
+            strokes = document.read_strokes(doc)
+            node = document.pick_source_node(doc, self._last_paint_layer)
+        except UserError:
+            return None
+        if not strokes:
+            return None
+        return (doc.rootNode().uniqueId(), node.uniqueId(), selected, tuple(tuple(s.anchors) for s in strokes),
+                self.settings.soft_edge, self.settings.model, self.params.to_json())
+
+    @property
+    def prepare_text(self) -> str:
+        """Whether the next drag will start at once, for the docker ('' when nothing was prepared)."""
+        return self.session.prepare_text if self.session else ""
 
     @reports_errors
     def cancel(self) -> None:

@@ -170,6 +170,9 @@ class DragEditDocker(DockWidget):
         run_row.addWidget(self.drag_button, 2)
         run_row.addWidget(self.cancel_button, 1)
         layout.addLayout(run_row)
+        self.readiness = QLabel()  # whether the daemon has the next drag ready (prepared ahead)
+        self.readiness.setWordWrap(True)
+        layout.addWidget(self.readiness)
         self.live_preview = QCheckBox("Live preview")
         self.live_preview.toggled.connect(self._live_preview_changed)
         layout.addWidget(self.live_preview)
@@ -204,6 +207,7 @@ class DragEditDocker(DockWidget):
         controller.listen(self.refresh)
         self._pairs_timer = QTimer(self)
         self._pairs_timer.timeout.connect(self._refresh_pairs)
+        self._pairs_timer.timeout.connect(self._prepare_ahead)
         self._pairs_timer.start(1000)
         self.refresh()
 
@@ -258,6 +262,7 @@ class DragEditDocker(DockWidget):
         self.drag_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         self.status.setText(job.status_text() if job else "")
+        self.readiness.setText(c.prepare_text)
         self.progress.setValue(int(1000 * job.fraction) if job else 0)
         self._show_preview()
         self.message.setText(c.message)
@@ -347,6 +352,11 @@ class DragEditDocker(DockWidget):
             self.pairs.clear()
             self.pairs.addItems(lines)
             self.pairs.setCurrentRow(min(row, self.pairs.count() - 1))
+
+    @guarded
+    def _prepare_ahead(self) -> None:
+        if self.isVisible():
+            self.controller.prepare_ahead()
 
     # ------------------------------------------------------------------ slots
 

@@ -5,8 +5,9 @@ has a selection and a 'Drag points' path, and opens the dialog (gimp_scripts/ope
 Everything after that goes through the X server with xdotool, as a person's pointer and keys do:
 the test reads where each widget is from GTK's accessibility tree (gimp_scripts/atspi_probe.py)
 and clicks it there. It opens Advanced, edits parameters by typing, presses Drag, watches the
-progress and the live preview, presses Stop, drags again to a result, and closes the dialog; then
-checks the image GIMP holds. Screenshots of each step go to the folder the test prints
+progress and the live preview, presses Stop, waits for the dialog's "Ready" line (the drag
+prepared ahead), drags again to a result, and closes the dialog; then checks the image GIMP
+holds. Screenshots of each step go to the folder the test prints
 ($DRAGEDIT_E2E_SHOTS/gimp, default /var/cache/dragedit-e2e/shots/gimp).
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ FINE_TUNING_LABELS = ("Fine-tuning steps", "Lora steps")  # the label in words, 
 DRAG_RATE_LABELS = ("Drag rate", "Lr")
 SCREEN = "1920x1080"  # room for GIMP's window and the dialog beside it
 SOFT_EDGE_ROOM = 2  # px: the soft edge fades inside the selection; GIMP's feather may reach this far out
+READY = "Ready: the drag will start at once."  # the dialog's line once the daemon has prepared the drag
 
 
 def _rect_center(widget: dict) -> tuple[int, int]:
@@ -182,9 +184,12 @@ def test_an_artist_drags_in_the_gimp_dialog_with_clicks(gimp_root, installed_plu
         assert find(widgets, "label", prefix="Cancelled")["name"] == "Cancelled; the image was not changed."
         artist.shot("stopped")
 
-        # Fewer steps, Drag again: a layer is added.
+        # Fewer steps: the dialog has the daemon prepare the drag and says when it will start at once; Drag
+        # again: a layer is added.
         artist.type_into(field_beside(widgets, find(widgets, "label", ("Drag steps",))), "10")
-        artist.click(find(artist.look(), "button", ("Drag",)))
+        widgets = artist.wait_for("the drag prepared", lambda ws: find(ws, "label", (READY,)), 120)
+        artist.shot("prepared-ready")
+        artist.click(find(widgets, "button", ("Drag",)))
         widgets = artist.wait_for("the result", lambda ws: find(ws, "label", prefix="Added the layer"), 240)
         added = find(widgets, "label", prefix="Added the layer")["name"]
         artist.shot("result-layer-added")

@@ -74,6 +74,10 @@ def test_every_docker_control_works_when_clicked(any_krita_plugin, daemon, tmp_p
     assert {"parameter edit", "Reset to defaults", "Live preview", "Add point pair", "Remove", "Drag", "Cancel",
             "Clear", "Drag without pairs"} <= set(report["clicked"])
     assert report["layer"].startswith("DragDiffusion") and report["inside_changed"] > 0
+    # prepared while the pairs were placed: the drag found the fine-tuning and the inversion made
+    assert report["ready_text"] == "Ready: the drag will start at once."
+    assert {name: report["cache_hits"].get(name) for name in ("lora", "inversion")} == {"lora": True,
+                                                                                         "inversion": True}
     assert report["outside_changed"] == 0
     assert report["error_shown"].startswith("The 'Drag points' layer has no point pairs")
     pictures = sorted(shots.glob("*.png"))

@@ -179,10 +179,16 @@ MESSAGES: list[str] = []
 
 
 class Item:
+    _ids = iter(range(1, 1 << 30))
+
     def __init__(self, name: str):
         self._name = name
         self.valid = True
         self.parent: Item | None = None
+        self._id = next(Item._ids)
+
+    def get_id(self) -> int:
+        return self._id
 
     def get_name(self) -> str:
         return self._name
@@ -577,6 +583,12 @@ class Widget:
 
     def show_all(self) -> None:
         self.shown = True
+
+    def set_visible(self, visible: bool) -> None:
+        self.shown = visible
+
+    def set_no_show_all(self, no_show_all: bool) -> None:
+        self.props["no_show_all"] = no_show_all
 
     def walk(self):
         """This widget and every descendant."""

@@ -1,7 +1,8 @@
 """A scripted daemon client for the GIMP layer's tests: same surface as DaemonClient, answers at once.
 
 On submit it plays queued -> progress -> result (the sent region with its colours inverted),
-one message per poll, or an error, or keeps running until cancelled.
+one message per poll, or an error, or keeps running until cancelled. On prepare it plays
+running -> ready, or failed with ``prepare_error``.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class FakeDaemonClient:
     """``behaviour``: 'edit' (result), 'error' (error with ``error`` fields), 'hold' (runs until cancelled)."""
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:1", state: str = "ready", behaviour: str = "edit",
-                 error: dict | None = None, error_text: str = ""):
+                 error: dict | None = None, error_text: str = "", prepare_error: dict | None = None):
         self.endpoint = endpoint
         self.state = state
         self.welcome = WELCOME if state == "ready" else None
@@ -44,6 +45,8 @@ class FakeDaemonClient:
         self.behaviour = behaviour
         self.error = error or {"code": "out_of_memory", "message": "CUDA out of memory", "hint": ""}
         self.submitted: list[dict] = []
+        self.prepared: list[dict] = []
+        self.prepare_error = prepare_error
         self.cancelled: list[str] = []
         self.closed = False
         self.polls = 0
@@ -54,12 +57,12 @@ class FakeDaemonClient:
         return [self._script.pop(0)] if self._script else []
 
     def submit(self, method, rgba, width, height, points, mask=None, params=None, model=None, seed=None,
-               prompt="", preview_every=0, job_id=None) -> str:
+               prompt="", preview_every=0, job_id=None, vae=None) -> str:
         assert self.state == "ready", "submitted before the daemon was ready"
         assert len(rgba) == width * height * 4 and (mask is None or len(mask) == width * height)
         self.submitted.append(dict(method=method, rgba=rgba, width=width, height=height, points=points,
                                    mask=mask, params=params, model=model, seed=seed, prompt=prompt,
-                                   preview_every=preview_every, job_id=job_id))
+                                   preview_every=preview_every, job_id=job_id, vae=vae))
         job = {"job_id": job_id}
         # a 4 x 2 RGB preview when asked for one: step 1's all grey, step 2's all white
         preview = ({step: {"width": 4, "height": 2, "data": bytes([value]) * 24}
@@ -77,6 +80,20 @@ class FakeDaemonClient:
         elif self.behaviour == "error":
             self._script.append({"type": "error", **self.error, **job})
         return job_id
+
+    def prepare(self, rgba, width, height, mask=None, method=None, params=None, model=None, prompt="",
+                vae=None) -> str:
+        assert self.state == "ready", "prepared before the daemon was ready"
+        prepare_id = f"prepare-{len(self.prepared) + 1}"
+        self.prepared.append(dict(rgba=rgba, width=width, height=height, mask=mask, method=method, params=params,
+                                  model=model, prompt=prompt, vae=vae, prepare_id=prepare_id))
+        prepared = {"type": "prepared", "prepare_id": prepare_id, "cached": {}}
+        self._script += [{**prepared, "state": "running", "step": 3, "total": 8, "eta_s": 5.0, "error": None}]
+        if self.prepare_error:
+            self._script.append({**prepared, "state": "failed", "step": 3, "total": 8, "error": self.prepare_error})
+        else:
+            self._script.append({**prepared, "state": "ready", "step": 8, "total": 8, "error": None})
+        return prepare_id
 
     def cancel(self, job_id: str) -> None:
         self.cancelled.append(job_id)

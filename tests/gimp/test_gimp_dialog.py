@@ -13,17 +13,28 @@ from dragedit_gimp import dialog as dialog_module
 from dragedit_gimp.dialog import DragDialog, ParamForm
 from dragedit_protocol.editor.errors import UserError
 from dragedit_protocol.editor.params import ParamStore, methods_from_welcome
+from dragedit_protocol.editor.prepare import QUIET_S, RECHECK_S
 
 OK, STOP, CLOSE = fake_gimp.ResponseType.OK, fake_gimp.ResponseType.CANCEL, fake_gimp.ResponseType.CLOSE
 
 
-def make_dialog(tmp_path, monkeypatch, client, image, **config_values):
+class Clock:
+    """The session's clock: time passes only when a test says so (the prepare waits for a quiet scene)."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def make_dialog(tmp_path, monkeypatch, client, image, clock=None, **config_values):
     monkeypatch.delenv(run.ENDPOINT_VARIABLE, raising=False)
     procedure = plugin.DragEditPlugIn().do_create_procedure(PROCEDURE)
     config = procedure.create_config()
     for name, value in config_values.items():
         config.set_property(name, value)
-    session = run.make_session(tmp_path, make_client=lambda endpoint: client)
+    session = run.make_session(tmp_path, make_client=lambda endpoint: client, clock=clock or Clock())
     return DragDialog(procedure, config, image, session), config
 
 
@@ -250,3 +261,76 @@ def test_with_the_daemons_model_missing_the_dialog_asks_for_another_model(tmp_pa
     assert dialog.daemon_label.text.startswith("The daemon's model runwayml/stable-diffusion-v1-5 is not on this")
     assert dialog.status_label.text.startswith("The daemon's model is not on this machine. Choose another Model")
     assert client.submitted == [] and image.get_layers() == [layer]
+
+
+def without_id(prepared: dict) -> dict:
+    return {name: value for name, value in prepared.items() if name != "prepare_id"}
+
+
+def test_with_a_selection_the_dialog_prepares_what_drag_sends_and_says_when_ready(tmp_path, monkeypatch):
+    client, clock = FakeDaemonClient(), Clock()
+    image, _ = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image, clock=clock)
+    shown = []
+
+    def type_a_prompt():
+        dialog.seed_entry.set_text("42")
+        dialog.prompt_entry.set_text("a photo")
+
+    def look():
+        shown.append((dialog.readiness_label.text, dialog.readiness_label.shown))
+
+    play(dialog,
+         (lambda: dialog.form is not None, type_a_prompt),
+         (lambda: True, look),
+         (lambda: True, lambda: setattr(clock, "now", clock.now + QUIET_S)),
+         (lambda: "3/8" in dialog.readiness_label.text, look),
+         (lambda: "Ready" in dialog.readiness_label.text, look),
+         (lambda: True, lambda: dialog.dialog.respond(OK)),
+         (lambda: True, look),  # a drag runs
+         (lambda: "Added the layer" in dialog.status_label.text, lambda: dialog.dialog.respond(CLOSE)))
+    assert shown == [("", False), ("Getting ready for the drag: 3/8 (about 5 s left)", True),
+                     ("Ready: the drag will start at once.", True), ("", False)]
+    prepared, submitted = without_id(client.prepared[0]), client.submitted[0]
+    assert len(client.prepared) == 1 and prepared == {name: submitted[name] for name in prepared}
+    assert prepared["prompt"] == "a photo" and prepared["mask"] is not None
+
+
+def test_the_same_content_is_not_prepared_again_and_a_new_selection_is(tmp_path, monkeypatch):
+    client, clock = FakeDaemonClient(), Clock()
+    image, _ = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image, clock=clock)
+
+    def wait(seconds):
+        return lambda: setattr(clock, "now", clock.now + seconds)
+
+    play(dialog,
+         (lambda: dialog.form is not None, wait(QUIET_S)),
+         (lambda: "Ready" in dialog.readiness_label.text, wait(RECHECK_S)),  # the layer is read again: the same
+         (lambda: True, lambda: image.select_rectangle(fake_gimp.ChannelOps.REPLACE, 2, 2, 40, 40)),
+         (lambda: True, wait(QUIET_S)),
+         (lambda: len(client.prepared) == 2, lambda: dialog.dialog.respond(CLOSE)))
+    assert len(client.prepared) == 2 and client.prepared[0]["mask"] != client.prepared[1]["mask"]
+
+
+def test_a_failed_prepare_shows_its_reason_in_one_sentence(tmp_path, monkeypatch):
+    client = FakeDaemonClient(prepare_error={"code": "out_of_memory", "hint": "",
+                                             "message": "CUDA out of memory. Tried to allocate 2 GiB"})
+    clock = Clock()
+    image, _ = scene()
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image, clock=clock)
+    play(dialog,
+         (lambda: dialog.form is not None, lambda: setattr(clock, "now", clock.now + QUIET_S)),
+         (lambda: "Could not" in dialog.readiness_label.text, lambda: dialog.dialog.respond(CLOSE)))
+    assert dialog.readiness_label.text == "Could not get ready for the drag: CUDA out of memory."
+
+
+def test_without_a_selection_nothing_is_prepared(tmp_path, monkeypatch):
+    client, clock = FakeDaemonClient(), Clock()
+    image, _ = scene(selection=None)
+    dialog, _ = make_dialog(tmp_path, monkeypatch, client, image, clock=clock)
+    play(dialog,
+         (lambda: dialog.form is not None, lambda: setattr(clock, "now", clock.now + QUIET_S)),
+         (lambda: True, lambda: setattr(clock, "now", clock.now + RECHECK_S)),
+         (lambda: True, lambda: dialog.dialog.respond(CLOSE)))
+    assert client.prepared == [] and dialog.readiness_label.text == ""

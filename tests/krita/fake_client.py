@@ -34,6 +34,7 @@ class FakeClient:
         self.error_text = ""
         self.inbox: list[dict] = []
         self.submitted: list[dict] = []
+        self.prepared: list[dict] = []
         self.cancelled: list[str] = []
         self.closed = False
         FakeClient.instances.append(self)
@@ -46,12 +47,19 @@ class FakeClient:
         return out
 
     def submit(self, method, rgba, width, height, points, mask=None, params=None, model=None, seed=None,
-               prompt="", preview_every=0, job_id=None) -> str:
+               prompt="", preview_every=0, job_id=None, vae=None) -> str:
         assert self.state == "ready", "submit before the daemon is ready"
         self.submitted.append(dict(method=method, rgba=rgba, width=width, height=height, points=points, mask=mask,
                                    params=params, model=model, seed=seed, prompt=prompt,
-                                   preview_every=preview_every, job_id=job_id))
+                                   preview_every=preview_every, job_id=job_id, vae=vae))
         return job_id
+
+    def prepare(self, rgba, width, height, mask=None, method=None, params=None, model=None, prompt="",
+                vae=None) -> str:
+        assert self.state == "ready", "prepare before the daemon is ready"
+        self.prepared.append(dict(rgba=rgba, width=width, height=height, mask=mask, method=method, params=params,
+                                  model=model, prompt=prompt, vae=vae, prepare_id=f"prepare-{len(self.prepared) + 1}"))
+        return self.prepared[-1]["prepare_id"]
 
     def cancel(self, job_id: str) -> None:
         self.cancelled.append(job_id)

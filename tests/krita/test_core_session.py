@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from dragedit_protocol.editor.drag import plan_drag
+from dragedit_protocol.editor.drag import DragRequest, plan_drag
 from dragedit_protocol.editor.errors import UserError
 from dragedit_protocol.editor.geometry import PointPair, Rect
 from dragedit_protocol.editor.launcher import DaemonLauncher, InstallInfo, is_local_endpoint, read_install_info
@@ -44,8 +44,9 @@ class RecordingLauncher:
         return "ImportError: no module named torch"
 
 
-def make_plan():
-    return plan_drag(bytes(4 * 8 * 6), Rect(0, 0, 8, 6), [PointPair((1.5, 1.5), (5.5, 4.5))])
+def make_request(**fields):
+    return DragRequest(plan_drag(bytes(4 * 8 * 6), Rect(0, 0, 8, 6), [PointPair((1.5, 1.5), (5.5, 4.5))]),
+                       "dragdiffusion", **fields)
 
 
 def session_with(state="ready", launcher=None, not_startable=""):
@@ -63,14 +64,14 @@ def test_a_ready_daemon_gets_the_plan_at_once_and_the_result_is_taken_once():
     session, clients, _ = session_with("ready")
     assert session.daemon_text == "Daemon ready: tiny-test-model on cpu."
     assert [m.name for m in session.methods] == ["dragdiffusion", "goodrag"]
-    job = session.start_drag(make_plan(), "dragdiffusion", {"lr": 0.02}, seed=3, prompt="cat", preview_every=5)
+    job = session.start_drag(make_request(params={"lr": 0.02}, prompt="cat"), seed=3, preview_every=5)
     sent = clients[0].submitted[0]
     assert sent["job_id"] == job.job_id and sent["method"] == "dragdiffusion" and sent["params"] == {"lr": 0.02}
     assert session.daemon_text == "Daemon busy with this drag: tiny-test-model on cpu."
     assert (sent["width"], sent["height"], sent["points"], sent["seed"], sent["preview_every"]) == (8, 6, [(1.0, 1.0, 5.0, 4.0)], 3, 5)
     assert job.status == "submitted"
     with pytest.raises(UserError, match="already running"):
-        session.start_drag(make_plan(), "dragdiffusion")
+        session.start_drag(make_request())
     clients[0].inbox = [{"type": "queued", "job_id": job.job_id, "position": 1},
                         {"type": "progress", "job_id": job.job_id, "phase": "drag", "step": 1, "total": 4}]
     assert session.tick()
@@ -85,7 +86,7 @@ def test_a_ready_daemon_gets_the_plan_at_once_and_the_result_is_taken_once():
 def test_no_answer_starts_the_daemon_then_sends_when_ready():
     launcher = RecordingLauncher()
     session, clients, clock = session_with("connecting", launcher)
-    job = session.start_drag(make_plan(), "dragdiffusion")
+    job = session.start_drag(make_request())
     assert job.status == "waiting" and session.job.status_text().startswith("Waiting for the daemon to start")
     session.tick()
     assert launcher.starts == 0  # give a running daemon a moment to answer first
@@ -106,7 +107,7 @@ def test_no_answer_starts_the_daemon_then_sends_when_ready():
 def test_a_daemon_that_dies_on_start_fails_the_job_with_its_log():
     launcher = RecordingLauncher()
     session, clients, clock = session_with("unreachable", launcher)
-    job = session.start_drag(make_plan(), "dragdiffusion")
+    job = session.start_drag(make_request())
     session.tick()
     assert launcher.starts == 1
     launcher.code = 1
@@ -121,7 +122,7 @@ def test_not_installed_says_to_run_install_py():
     launcher = RecordingLauncher(error=UserError("The DragEdit daemon /x/dragedit does not exist",
                                                  "run 'python3 install.py' in the DragEdit folder"))
     session, clients, clock = session_with("unreachable", launcher)
-    job = session.start_drag(make_plan(), "dragdiffusion")
+    job = session.start_drag(make_request())
     session.tick()
     assert job.status == "failed" and "install.py" in job.error
     assert "does not exist" in session.daemon_text
@@ -133,7 +134,7 @@ def test_without_a_launcher_an_unreachable_daemon_is_explained():
     session.tick()
     assert session.daemon_text == ("No reply from the daemon at tcp://10.0.0.2:48611 within 10 s. "
                                    "The daemon runs on another machine.")
-    job = session.start_drag(make_plan(), "dragdiffusion")  # retries with a fresh connection
+    job = session.start_drag(make_request())  # retries with a fresh connection
     assert len(clients) == 2 and job.status == "waiting"
     clients[1].state = "unreachable"
     session.tick()
@@ -143,19 +144,19 @@ def test_without_a_launcher_an_unreachable_daemon_is_explained():
 def test_an_incompatible_daemon_fails_the_job_with_the_clients_sentence():
     session, clients, _ = session_with("incompatible")
     clients[0].error_text = "The daemon speaks protocol 2, this plug-in 1. Run python3 install.py again."
-    job = session.start_drag(make_plan(), "dragdiffusion")
+    job = session.start_drag(make_request())
     assert job.status == "failed" and job.error == clients[0].error_text
     assert session.daemon_text == clients[0].error_text
 
 
 def test_cancel_before_sending_and_while_running():
     session, clients, clock = session_with("connecting", RecordingLauncher())
-    job = session.start_drag(make_plan(), "dragdiffusion")
+    job = session.start_drag(make_request())
     assert session.cancel()
     assert job.status == "cancelled" and session.take_finished() is job
     assert clients[0].cancelled == []
     clients[0].become_ready()
-    job = session.start_drag(make_plan(), "dragdiffusion")
+    job = session.start_drag(make_request())
     assert session.cancel() and job.status == "cancelling"
     assert clients[0].cancelled == [job.job_id]
     clients[0].inbox = [{"type": "cancelled", "job_id": job.job_id}]
@@ -166,7 +167,7 @@ def test_cancel_before_sending_and_while_running():
 
 def test_a_daemon_lost_mid_job_fails_it_after_a_grace_period():
     session, clients, clock = session_with("ready")
-    job = session.start_drag(make_plan(), "dragdiffusion")
+    job = session.start_drag(make_request())
     clients[0].state = "unreachable"
     clients[0].error_text = "The DragEdit daemon does not answer"
     session.tick()
@@ -179,7 +180,7 @@ def test_a_daemon_lost_mid_job_fails_it_after_a_grace_period():
 
 def test_a_daemon_back_within_the_grace_period_keeps_the_job():
     session, clients, clock = session_with("ready")
-    job = session.start_drag(make_plan(), "dragdiffusion")
+    job = session.start_drag(make_request())
     clients[0].state = "unreachable"
     session.tick()
     clock.now += DragSession.LOST_AFTER_S - 1
@@ -192,7 +193,7 @@ def test_a_daemon_back_within_the_grace_period_keeps_the_job():
 
 def test_cancel_while_the_daemon_is_gone_finishes_at_once():
     session, clients, clock = session_with("ready")
-    job = session.start_drag(make_plan(), "dragdiffusion")
+    job = session.start_drag(make_request())
     clients[0].state = "unreachable"
     assert session.cancel()
     assert job.status == "cancelled" and session.take_finished() is job

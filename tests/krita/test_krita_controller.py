@@ -8,6 +8,7 @@ from dragedit_krita.controller import PREVIEW_EVERY, DragController
 from dragedit_krita import document
 
 from fake_client import FakeClient
+from test_core_session import Clock
 from fake_krita import Document, Krita, Selection
 
 W, H = 60, 40
@@ -25,12 +26,17 @@ def clients():
 
 
 @pytest.fixture
-def controller(app, clients, tmp_path):
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def controller(app, clients, clock, tmp_path):
     def make(endpoint):
         clients.append(FakeClient(endpoint, "ready"))
         return clients[-1]
 
-    return DragController(app, tmp_path / "_vendor", make_client=make)
+    return DragController(app, tmp_path / "_vendor", make_client=make, clock=clock)
 
 
 def open_doc(app, resolution=144.0):
@@ -290,3 +296,93 @@ def test_the_pair_list_follows_the_handles_while_the_drag_runs(app, controller, 
     clients[0].inbox = [result_for(sent)]
     controller.tick()
     assert controller.current_handles() == [] and "now at" not in controller.pair_lines()[0]
+
+
+def quiet_prepare(controller, clock):
+    """The docker's once-a-second look, until the scene has been still longer than QUIET_S."""
+    for _ in range(3):
+        controller.prepare_ahead()
+        clock.now += 1.0
+
+
+def prepared_fields(prepared):
+    return {name: value for name, value in prepared.items() if name != "prepare_id"}
+
+
+def test_added_points_with_a_selection_are_prepared_with_exactly_what_drag_then_sends(app, controller, clients, clock):
+    doc, _ = open_doc(app)
+    controller.connect()
+    controller.set_param("lr", "0.02")
+    controller.set_prompt("a red car")
+    controller.set_model("toy")
+    controller.add_pair()
+    controller.prepare_ahead()
+    clock.now += 1.0
+    controller.prepare_ahead()
+    assert clients[0].prepared == []  # the scene has not been still for long enough yet
+    clock.now += 1.0
+    controller.prepare_ahead()
+    assert len(clients[0].prepared) == 1
+    controller.drag()
+    prepared, submitted = prepared_fields(clients[0].prepared[0]), clients[0].submitted[0]
+    assert prepared == {name: submitted[name] for name in prepared}
+    assert (prepared["params"], prepared["prompt"], prepared["model"]) == ({"lr": 0.02}, "a red car", "toy")
+    assert prepared["mask"] is not None and len(prepared["rgba"]) == 4 * prepared["width"] * prepared["height"]
+
+
+def test_the_same_content_is_not_prepared_again_and_a_new_selection_is(app, controller, clients, clock):
+    doc, _ = open_doc(app)
+    controller.connect()
+    quiet_prepare(controller, clock)
+    assert len(clients[0].prepared) == 1
+    clock.now += 30.0  # the layer is read again (it may have been painted on): the same content
+    quiet_prepare(controller, clock)
+    layer = document.points_layer(doc)
+    layer.shapes()[0].remove()  # a point moved inside the selection: the region sent is the same
+    layer.add_raw_shape('<path transform="matrix(0.5 0 0 0.5 0 0)" d="M13 13L22 16" sodipodi:nodetypes="cc"/>')
+    quiet_prepare(controller, clock)
+    assert len(clients[0].prepared) == 1
+    selection = Selection(W, H)
+    selection.select(8, 8, 24, 20, 255)
+    doc.setSelection(selection)
+    quiet_prepare(controller, clock)
+    assert len(clients[0].prepared) == 2
+    assert clients[0].prepared[1]["mask"] != clients[0].prepared[0]["mask"]
+
+
+@pytest.mark.parametrize("change", [
+    lambda doc, controller: doc.setSelection(None),
+    lambda doc, controller: document.clear_pairs(doc),
+    lambda doc, controller: setattr(controller.settings, "source", "visible"),
+    lambda doc, controller: controller.drag(),
+])
+def test_nothing_is_prepared_without_selection_or_pairs_for_the_visible_image_or_during_a_drag(
+        app, controller, clients, clock, change):
+    doc, _ = open_doc(app)
+    controller.connect()
+    change(doc, controller)
+    quiet_prepare(controller, clock)
+    assert clients[0].prepared == []
+
+
+def test_the_docker_text_follows_the_prepare_to_ready_and_a_failure_is_one_sentence(app, controller, clients, clock):
+    open_doc(app)
+    controller.connect()
+    refreshes = []
+    controller.listen(lambda: refreshes.append(controller.prepare_text))
+    assert controller.prepare_text == ""
+    quiet_prepare(controller, clock)
+    prepare_id = clients[0].prepared[0]["prepare_id"]
+    assert refreshes[-1] == "Getting ready for the drag..."
+    clients[0].inbox = [{"type": "prepared", "prepare_id": prepare_id, "state": "running", "step": 12, "total": 40,
+                         "eta_s": 8.2}]
+    controller.tick()
+    assert refreshes[-1] == "Getting ready for the drag: 12/40 (about 8 s left)"
+    clients[0].inbox = [{"type": "prepared", "prepare_id": "an-older-one", "state": "failed", "error": {}},
+                        {"type": "prepared", "prepare_id": prepare_id, "state": "ready", "step": 40, "total": 40}]
+    controller.tick()
+    assert refreshes[-1] == controller.prepare_text == "Ready: the drag will start at once."
+    clients[0].inbox = [{"type": "prepared", "prepare_id": prepare_id, "state": "failed", "error": {
+        "code": "out_of_memory", "message": "CUDA out of memory. Tried to allocate 2 GiB", "hint": "x"}}]
+    controller.tick()
+    assert controller.prepare_text == "Could not get ready for the drag: CUDA out of memory."

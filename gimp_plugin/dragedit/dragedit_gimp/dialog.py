@@ -3,10 +3,14 @@
 edit, and the result of each drag.
 
 The dialog stays open: adjust the path and press Drag again (the daemon's caches make it fast).
+With a selection, the daemon gets the drag ready while the artist draws the path (a prepare),
+and the dialog says when the drag will start at once.
 Everything runs on GTK's main loop; the daemon session is ticked by a GLib timeout.
 """
 from __future__ import annotations
 
+import sys
+import traceback
 from typing import Any
 
 import gi
@@ -21,14 +25,15 @@ from dragedit_protocol.editor.jobs import JobState, Preview  # noqa: E402
 from dragedit_protocol.editor.params import MethodSpec, ParamSpec, ParamStore  # noqa: E402
 from dragedit_protocol.editor.session import DAEMON_MODEL, DEMO_MODEL, DragSession  # noqa: E402
 
-from .image import DragSource, read_drag  # noqa: E402
+from .image import DragSource, find_path, path_strokes, read_drag  # noqa: E402
 from .registration import MAX_SOFT_EDGE_PX  # noqa: E402
-from .run import TICK_MS, DragCancelled, GimpProgress, finish_drag  # noqa: E402
+from .run import TICK_MS, DragCancelled, GimpProgress, drag_request, finish_drag  # noqa: E402
 from .settings import DragArgs, read_store, resolve_params, write_args  # noqa: E402
 
 INT_LIMIT = 2**31 - 1
 PREVIEW_WIDTH = 240  # pixels of the live preview's width in the dialog
 PREVIEW_EVERY = 5    # drag steps between the daemon's previews
+PREPARE_CHECK_MS = 1000  # how often the image is looked at for a prepare (only its pixels are read less often)
 
 # The Model list: the daemon's own, the demo model shipped with DragEdit, or one the artist names.
 OTHER_MODEL = "other"
@@ -180,6 +185,10 @@ class DragDialog:
         self._preview_shown: Preview | None = None
         self.status_label = self._label(box)
         self.status_label.set_text(self._hint())
+        # whether the daemon has the next drag ready (prepared ahead); shown only with something to say,
+        # so that it takes no room from a dialog that is already as tall as many screens
+        self.readiness_label = self._label(box)
+        self.readiness_label.set_no_show_all(True)
         self._update_buttons()
 
     def _hint(self) -> str:
@@ -267,17 +276,20 @@ class DragDialog:
         return DragArgs(method=method.name, params=params, path_name=self.path_name, seed=seed,
                         prompt=self.store.prompt, soft_edge=self.soft_edge.get_value_as_int(), model=model)
 
+    def _read_drag(self) -> tuple[DragSource, DragArgs]:
+        """What the image gives a drag now and the dialog's values (Drag and the prepare both read this)."""
+        args = self.read_args()
+        return read_drag(self.image, self.image.get_selected_drawables(), args.path_name, args.soft_edge), args
+
     def start(self) -> None:
         """Read the image and the dialog, remember the values, and queue the drag."""
         try:
-            args = self.read_args()
-            self.source = read_drag(self.image, self.image.get_selected_drawables(), args.path_name,
-                                    args.soft_edge)
+            self.source, args = self._read_drag()
             self.method = self.form.method
             write_args(self.config, args, self.store)
             self.session.require_model(args.model)
-            job = self.session.start_drag(self.source.plan, args.method, args.params, seed=args.seed,
-                                          prompt=args.prompt, preview_every=PREVIEW_EVERY, model=args.model or None)
+            job = self.session.start_drag(drag_request(self.source, args), seed=args.seed,
+                                          preview_every=PREVIEW_EVERY)
         except UserError as err:
             self.status_label.set_text(str(err))
             return
@@ -304,10 +316,38 @@ class DragDialog:
         height = max(1, round(preview.height * PREVIEW_WIDTH / preview.width))
         self.preview_image.set_from_pixbuf(pixbuf.scale_simple(PREVIEW_WIDTH, height, GdkPixbuf.InterpType.BILINEAR))
 
+    def prepare_ahead(self) -> bool:
+        """A GLib timeout, once a second: with a selection and drag points, what Drag would send goes
+        to the daemon as a prepare once the path, selection and values have been still a moment
+        (and only when it changed), so that the drag starts at once."""
+        try:
+            self.session.prepare_when_quiet(self._prepare_scene(), lambda: drag_request(*self._read_drag()))
+        except Exception:  # a bug: keep the dialog running, the drag will report it
+            traceback.print_exc(file=sys.stderr)
+        return GLib.SOURCE_CONTINUE
+
+    def _prepare_scene(self) -> tuple | None:
+        """What the next drag is made of that is cheap to read (not the pixels); None: nothing to prepare."""
+        image = self.image
+        if not image.is_valid() or Gimp.Selection.is_empty(image):
+            return None
+        drawables = image.get_selected_drawables()
+        try:
+            args = self.read_args()
+            strokes = path_strokes(find_path(image, args.path_name))
+        except UserError:
+            return None
+        if len(drawables) != 1 or not strokes:
+            return None
+        return drawables[0].get_id(), Gimp.Selection.bounds(image), tuple(map(tuple, strokes)), args
+
     def tick(self) -> bool:
         """One GLib timeout: advance the session and show what changed."""
         self.session.tick()
         self.daemon_label.set_text(self.session.daemon_text)
+        readiness = self.session.prepare_text
+        self.readiness_label.set_text(readiness)
+        self.readiness_label.set_visible(bool(readiness))
         methods = self.session.methods
         if [m.name for m in methods] != [m.name for m in self.methods] or (methods and not self.form):
             self._show_methods(methods)
@@ -344,11 +384,12 @@ class DragDialog:
     def run(self) -> int:
         """Show the dialog until it is closed; returns the number of layers added."""
         self.dialog.show_all()
-        source_id = GLib.timeout_add(TICK_MS, self.tick)
+        source_ids = (GLib.timeout_add(TICK_MS, self.tick), GLib.timeout_add(PREPARE_CHECK_MS, self.prepare_ahead))
         try:
             Gtk.main()
         finally:
-            GLib.source_remove(source_id)
+            for source_id in source_ids:
+                GLib.source_remove(source_id)
             if self.progress is not None:
                 self.progress.end()
             self.dialog.destroy()

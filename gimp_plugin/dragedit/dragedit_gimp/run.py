@@ -6,12 +6,15 @@ the plug-in's dialog stays responsive and GIMP's calls are all made from this (t
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from gi.repository import GLib, Gimp
 
 from dragedit_protocol import DEFAULT_ENDPOINT
+from dragedit_protocol.editor.drag import DragRequest
 from dragedit_protocol.editor.errors import UserError
 from dragedit_protocol.editor.jobs import JobState
 from dragedit_protocol.editor.launcher import DaemonLauncher, is_local_endpoint, read_install_info
@@ -30,8 +33,10 @@ class DragCancelled(Exception):
     """The job was cancelled (by the artist or on the daemon)."""
 
 
-def make_session(vendor_dir: Path, make_client: Callable[[str], Client] | None = None) -> DragSession:
-    """A session with the daemon install.py configured (or $DRAGEDIT_ENDPOINT); it may start the daemon."""
+def make_session(vendor_dir: Path, make_client: Callable[[str], Client] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> DragSession:
+    """A session with the daemon install.py configured (or $DRAGEDIT_ENDPOINT); it may start the daemon.
+    ``clock``: the monotonic clock its waits and the prepare's quiet time are measured with."""
     launcher, not_startable, endpoint = None, "", DEFAULT_ENDPOINT
     try:
         info = read_install_info(vendor_dir)
@@ -46,7 +51,7 @@ def make_session(vendor_dir: Path, make_client: Callable[[str], Client] | None =
             not_startable = f"the daemon at {endpoint} is on another machine: start it there with 'dragedit serve'"
     if make_client is None:
         make_client = client_factory("dragedit-gimp", PLUGIN_VERSION, "GIMP", Gimp.version())
-    return DragSession(endpoint, make_client, launcher=launcher, not_startable=not_startable)
+    return DragSession(endpoint, make_client, launcher=launcher, not_startable=not_startable, clock=clock)
 
 
 def run_main_loop(step: Callable[[], bool], interval_ms: int = TICK_MS) -> None:
@@ -103,13 +108,18 @@ def wait_for_daemon(session: DragSession) -> list[MethodSpec]:
     return session.methods
 
 
+def drag_request(source: DragSource, args: DragArgs) -> DragRequest:
+    """What the drag of ``source`` with ``args`` sends: the dialog's prepare sends the same, so the
+    daemon's caches made by the prepare serve the drag."""
+    return DragRequest(source.plan, args.method, args.params, model=args.model or None, prompt=args.prompt)
+
+
 def start_drag(session: DragSession, source: DragSource, args: DragArgs) -> tuple[MethodSpec, JobState]:
     """Check the arguments against the daemon's schema and queue the drag."""
     method = choose_method(session.methods, args.method)
     params = resolve_params(method, args.params)
     session.require_model(args.model)
-    job = session.start_drag(source.plan, method.name, params, seed=args.seed, prompt=args.prompt,
-                             model=args.model or None)
+    job = session.start_drag(drag_request(source, replace(args, method=method.name, params=params)), seed=args.seed)
     return method, job
 
 

@@ -7,5 +7,6 @@
 - params: method schemas from ``welcome`` and the artist's persisted values (ParamStore)
 - jobs: a job's state from daemon messages and its status line
 - launcher: install.py's record and starting ``dragedit serve``
-- session: the daemon connection + the running job, driven by the editor's event loop
+- prepare: the next drag's prepare (sent once the scene is quiet) and its ready line
+- session: the daemon connection + the running job + the prepare, driven by the editor's event loop
 """

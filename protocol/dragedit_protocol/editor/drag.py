@@ -8,7 +8,8 @@ The editable area is the selection, or without one the area around the points.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..regions import region_around_points
 from .errors import UserError
@@ -35,6 +36,27 @@ class DragPlan:
     rgba: bytes
     mask: bytes
     points: list[tuple[float, float, float, float]]
+
+
+@dataclass(frozen=True)
+class DragRequest:
+    """What a drag sends about its image: the plan's region and mask, the method and its
+    parameters, the model, vae and prompt. A prepare sends exactly the same (``image_fields``),
+    so the daemon's caches made by the prepare serve the drag."""
+
+    plan: DragPlan
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    prompt: str = ""
+    vae: str | None = None
+
+    def image_fields(self) -> dict[str, Any]:
+        """The keyword arguments that ``DaemonClient.submit`` and ``DaemonClient.prepare`` both take."""
+        plan = self.plan
+        return {"rgba": plan.rgba, "width": plan.region.width, "height": plan.region.height, "mask": plan.mask,
+                "method": self.method, "params": dict(self.params), "model": self.model, "prompt": self.prompt,
+                "vae": self.vae}
 
 
 def plan_drag(rgba: bytes, layer: Rect, pairs: list[PointPair], mask: bytes | None = None,

@@ -1,7 +1,9 @@
-"""One editor's link to the daemon: connection state, daemon start-up and the running drag job.
+"""One editor's link to the daemon: connection state, daemon start-up, the running drag job and
+the prepare of the next drag.
 
 Editor-neutral and non-blocking: the editor calls ``tick()`` from its event loop (a Qt timer in
-Krita, a GLib timeout in GIMP) and reads ``daemon_text``, ``job`` and ``take_finished()``.
+Krita, a GLib timeout in GIMP) and reads ``daemon_text``, ``job``, ``take_finished()`` and
+``prepare_text``; once a second it offers what the next drag would be (``prepare_when_quiet``).
 """
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import uuid
 from typing import Any, Callable, Protocol
 
 from ..messages import download_words
-from .drag import DragPlan
+from .drag import DragPlan, DragRequest
 from .errors import UserError, error_text, join_message
 from .jobs import JobState
 from .launcher import DaemonLauncher
 from .params import MethodSpec, methods_from_welcome
+from .prepare import PrepareTracker
 
 # The model choices both plug-ins offer besides a file, folder or hub id the artist names:
 # the daemon's own ('' in a job: no model field) and the demo model shipped with DragEdit.
@@ -32,7 +35,10 @@ class Client(Protocol):
     def poll(self, timeout_ms: int = 0) -> list[dict]: ...
     def submit(self, method: str, rgba: bytes, width: int, height: int, points: list, mask: bytes | None = None,
                params: dict | None = None, model: str | None = None, seed: int | None = None, prompt: str = "",
-               preview_every: int = 0, job_id: str | None = None) -> str: ...
+               preview_every: int = 0, job_id: str | None = None, vae: str | None = None) -> str: ...
+    def prepare(self, rgba: bytes, width: int, height: int, mask: bytes | None = None, method: str | None = None,
+                params: dict | None = None, model: str | None = None, prompt: str = "",
+                vae: str | None = None) -> str: ...
     def cancel(self, job_id: str) -> None: ...
     def close(self) -> None: ...
 
@@ -56,7 +62,8 @@ def client_factory(client: str, client_version: str, editor: str = "", editor_ve
 
 
 class DragSession:
-    """The daemon connection (started on demand) and at most one drag job at a time."""
+    """The daemon connection (started on demand), at most one drag job at a time, and the prepare
+    of the next drag."""
 
     START_AFTER_S = 1.5      # no welcome by then: start a local daemon
     START_TIMEOUT_S = 180.0  # a started daemon that has not answered by then has failed
@@ -76,8 +83,9 @@ class DragSession:
         self._started_at: float | None = None
         self._start_error = ""
         self.job: JobState | None = None
-        self._plan: DragPlan | None = None
+        self._request: DragRequest | None = None
         self._submit_args: dict[str, Any] = {}
+        self.preparing = PrepareTracker(clock)
         self._finished: JobState | None = None
         self._lost_since: float | None = None
 
@@ -167,6 +175,7 @@ class DragSession:
         self.client.close()
         self.endpoint = endpoint or self.endpoint
         self.client = self._make_client(self.endpoint)
+        self.preparing.forget()
         self._connect_since = self._clock() - (self.START_AFTER_S if start_now else 0.0)
         self._start_error = ""
         self._started_at = None
@@ -199,6 +208,7 @@ class DragSession:
             # A fresh connection: the old one may have given up on the endpoint already.
             self.client.close()
             self.client = self._make_client(self.endpoint)
+            self.preparing.forget()
             return
         assert self._launcher is not None
         code = self._launcher.exited_with()
@@ -218,16 +228,14 @@ class DragSession:
     def busy(self) -> bool:
         return self.job is not None and not self.job.finished
 
-    def start_drag(self, plan: DragPlan, method: str, params: dict[str, Any] | None = None, seed: int | None = None,
-                   prompt: str = "", preview_every: int = 0, model: str | None = None) -> JobState:
+    def start_drag(self, request: DragRequest, seed: int | None = None, preview_every: int = 0) -> JobState:
         """Queue a drag; it is sent as soon as the daemon is ready. UserError if one is running."""
         if self.busy:
             raise UserError("A drag is already running", "wait for it to finish or cancel it")
         self.job = JobState(job_id=uuid.uuid4().hex)
         self._lost_since = None
-        self._plan = plan
-        self._submit_args = {"method": method, "params": dict(params or {}), "seed": seed, "prompt": prompt,
-                             "preview_every": preview_every, "model": model}
+        self._request = request
+        self._submit_args = {"seed": seed, "preview_every": preview_every}
         if self.daemon_state == "unreachable":
             self.reconnect(start_now=True)  # a new request tries again (and starts a daemon if it can)
         self._send_if_ready()
@@ -236,7 +244,28 @@ class DragSession:
     @property
     def plan(self) -> DragPlan | None:
         """The plan of the current (or last) job."""
-        return self._plan
+        return self._request.plan if self._request is not None else None
+
+    def prepare_when_quiet(self, scene: object, read_request: Callable[[], DragRequest]) -> None:
+        """Have the daemon get the next drag ready (its LoRA and inversion) while the artist places points.
+
+        ``scene``: what the drag would be made of that is cheap to read (see ``prepare.PrepareTracker.due``),
+        None when there is nothing to prepare; ``read_request`` reads the request Drag would send now,
+        called only once the scene is quiet. Nothing is prepared while a drag runs or the daemon is away;
+        a request that cannot be read (UserError: the drag would say why) prepares nothing.
+        """
+        if self.busy or self.client.state != "ready" or not self.preparing.due(scene):
+            return
+        try:
+            request: DragRequest | None = read_request()
+        except UserError:
+            request = None
+        self.preparing.offer(request, self.client)
+
+    @property
+    def prepare_text(self) -> str:
+        """Whether the next drag will start at once (nothing while a drag runs or nothing was prepared)."""
+        return "" if self.busy else self.preparing.text
 
     def cancel(self) -> bool:
         """Ask to stop the current job; returns whether there was one."""
@@ -267,11 +296,11 @@ class DragSession:
             return
         state = self.client.state
         if state == "ready":
-            plan = self._plan
-            assert plan is not None
+            request = self._request
+            assert request is not None
             try:
-                self.client.submit(rgba=plan.rgba, width=plan.region.width, height=plan.region.height,
-                                   points=plan.points, mask=plan.mask, job_id=job.job_id, **self._submit_args)
+                self.client.submit(points=request.plan.points, job_id=job.job_id, **request.image_fields(),
+                                   **self._submit_args)
             except Exception as exc:  # the client validates before sending: show why, keep the editor running
                 self._finish_local(job, "failed", join_message(f"The drag could not be sent: {exc}",
                                                                "check the points and parameters"))
@@ -285,7 +314,11 @@ class DragSession:
         before = (self.daemon_state, self.daemon_text)
         changed = False
         for message in self.client.poll(0):
-            if self.job is not None and self.job.apply(message):
+            if message.get("type") == "welcome":
+                self.preparing.forget()  # a daemon (re)started or reloaded: the next offer sends again
+            if self.preparing.apply(message):
+                changed = True
+            elif self.job is not None and self.job.apply(message):
                 changed = True
                 if self.job.finished:
                     self._finished = self.job

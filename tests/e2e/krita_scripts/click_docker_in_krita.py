@@ -1,6 +1,7 @@
 """Runs inside Krita (tests/e2e/test_krita.py): every control of the Drag Edit docker, used the way an
 artist uses it: pointer clicks and key presses through the X server (see clicks.py), never a Python
-call into the plug-in. Screenshots of each key moment go to $DRAGEDIT_E2E_SHOTS.
+call into the plug-in. Screenshots of each key moment go to $DRAGEDIT_E2E_SHOTS. Before the first
+Drag it waits for the docker's "Ready" line (the prepare ahead) and reports the drag's cache hits.
 """
 import os
 import sys
@@ -72,6 +73,11 @@ assert controller.current_method().name == "gooddrag", controller.params.method
 choose_method("DragDiffusion")
 assert controller.current_method().name == "dragdiffusion", controller.params.method
 
+# Model: the daemon's own (the tiny test model; an earlier run may have left the demo model chosen).
+choose(dock.model, [dock.model.itemData(i) for i in range(dock.model.count())].index(""))
+wait_until(lambda: controller.settings.model == "", 5, "the daemon's model to be chosen")
+no_problem_shown("model the daemon's own")
+
 # A parameter typed in, then Reset to defaults.
 default_steps = controller.current_method().param("drag_steps").default
 type_into(param("drag_steps"), "7")
@@ -126,6 +132,16 @@ click(dock.remove_button)
 wait_until(lambda: len(pairs_shown()) == 2, 5, "Remove to take the pair away")
 no_problem_shown("Remove")
 
+# Prepared ahead: with the selection, the pairs and the settings still, the docker has the daemon
+# fine-tune on the region and invert it before Drag is clicked, and says when the drag will start at once.
+try:
+    wait_until(lambda: dock.readiness.text().startswith("Ready"), 180, "the docker to say the drag is ready")
+except TimeoutError:
+    screenshot("prepare-stuck")
+    raise AssertionError(f"not ready: '{dock.readiness.text()}', daemon '{dock.daemon.text()}'")
+report["ready_text"] = dock.readiness.text()
+shots.append(screenshot("prepared-ready"))
+
 # Drag: progress, live preview, the result layer.
 click(dock.drag_button)
 no_problem_shown("Drag")
@@ -149,6 +165,7 @@ shots.append(screenshot("result"))
 names = layer_names(doc)
 result = doc.rootNode().childNodes()[names.index("source") + 1]
 report["layer"] = result.name()
+report["cache_hits"] = controller.job.result.get("cache_hits")
 report["message_after_drag"] = dock.message.text()
 assert result.name() in dock.message.text(), dock.message.text()
 out = bytes(result.pixelData(0, 0, W, H))
