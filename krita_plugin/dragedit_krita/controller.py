@@ -367,7 +367,7 @@ class DragController:
             self.last_result_layer = document.insert_result(self._job_document, source, rect, rgba,
                                                             self.result_name(job))
             self._restore_active = (source.node, self.last_result_layer, RESTORE_ACTIVE_TICKS)
-            self.message = f"Added layer '{self.last_result_layer.name()}'."
+            self.message = f"Added layer '{self.last_result_layer.name()}'. {job.result_summary()}"
 
     def tick(self) -> None:
         """Advance the session, insert finished results, follow the active document and layer;

@@ -187,11 +187,14 @@ def test_an_artist_drags_in_the_gimp_dialog_with_clicks(gimp_root, installed_plu
         # Fewer steps: the dialog has the daemon prepare the drag and says when it will start at once; Drag
         # again: a layer is added.
         artist.type_into(field_beside(widgets, find(widgets, "label", ("Drag steps",))), "10")
+        label = next(find(widgets, "label", (n,)) for n in FINE_TUNING_LABELS if find(widgets, "label", (n,)))
+        artist.type_into(field_beside(widgets, label), "2")  # a fine-tuning for the prepare to make ahead
         widgets = artist.wait_for("the drag prepared", lambda ws: find(ws, "label", (READY,)), 120)
         artist.shot("prepared-ready")
         artist.click(find(widgets, "button", ("Drag",)))
         widgets = artist.wait_for("the result", lambda ws: find(ws, "label", prefix="Added the layer"), 240)
         added = find(widgets, "label", prefix="Added the layer")["name"]
+        assert "(fine-tuning and inversion were ready ahead)" in added, added  # the prepared caches were used
         artist.shot("result-layer-added")
 
         artist.click(find(widgets, "button", ("Close",)))

@@ -38,6 +38,19 @@ def test_a_job_moves_through_queue_progress_and_result():
     assert not job.apply({"type": "progress", "job_id": "j1", "phase": "drag", "step": 1, "total": 2})
 
 
+@pytest.mark.parametrize("hits, words", [
+    ({"lora": True, "inversion": True}, "It took 8 s (fine-tuning and inversion were ready ahead)."),
+    ({"lora": False, "inversion": True}, "It took 8 s (the inversion was ready ahead)."),
+    ({"lora": False, "inversion": False}, "It took 8 s."),
+])
+def test_the_finished_job_says_how_long_it_took_and_what_was_ready_ahead(hits, words):
+    job = JobState("j1", status="running")
+    job.apply({"type": "result", "job_id": "j1", "image": {"width": 1, "height": 1, "data": bytes(4)},
+               "handles": [], "seed": 1, "cache_hits": hits,
+               "timings": {"lora": 0.0, "inversion": 0.0, "drag": 5.2, "denoise": 2.6, "total": 7.8}})
+    assert job.result_summary() == words and job.status_text() == "Done. " + words
+
+
 def test_the_bar_only_moves_forward_through_the_phases():
     job = JobState("j", status="submitted")
     seen = []

@@ -378,8 +378,8 @@ class DragDialog:
             self.status_label.set_text(f"{err} The image was not changed.")
             return
         self.added += 1
-        self.status_label.set_text(f"Added the layer '{layer.get_name()}'. Adjust the path and drag again, "
-                                   "or close.")
+        self.status_label.set_text(f"Added the layer '{layer.get_name()}'. {job.result_summary()} Adjust the path "
+                                   "and drag again, or close.")
 
     def run(self) -> int:
         """Show the dialog until it is closed; returns the number of layers added."""

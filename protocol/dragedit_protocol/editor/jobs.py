@@ -147,6 +147,20 @@ class JobState:
         self.status = "failed"
         self.error = text
 
+    def result_summary(self) -> str:
+        """How long the daemon took, and whether the fine-tuning and inversion were ready ahead
+        (prepared, or kept from an earlier drag of the same area): 'It took 7 s; ...'."""
+        if self.result is None:
+            return ""
+        seconds = sum(value for phase, value in (self.result.get("timings") or {}).items() if phase != "total")
+        hits = self.result.get("cache_hits") or {}
+        ready = [name for phase, name in (("lora", "fine-tuning"), ("inversion", "inversion")) if hits.get(phase)]
+        if len(ready) == 2:
+            ahead = " (fine-tuning and inversion were ready ahead)"
+        else:
+            ahead = f" (the {ready[0]} was ready ahead)" if ready else ""
+        return f"It took {max(round(seconds), 1)} s{ahead}."
+
     def status_text(self, now: float | None = None) -> str:
         """One line for the editor's status area: the phase, its steps, the whole job's time left."""
         if self.status == "waiting":
@@ -171,7 +185,7 @@ class JobState:
             text = " ".join(parts) + (f", {eta} left" if eta else "")
             return "Cancelling... " + text if self.status == "cancelling" else text
         if self.status == "done":
-            return "Done."
+            return "Done. " + self.result_summary()
         if self.status == "cancelled":
             return "Cancelled."
         return self.error or "The drag failed."
