@@ -164,6 +164,18 @@ def test_status_shows_a_download_in_progress():
             "(unet/diffusion_pytorch_model.safetensors)") in cli.format_status(status).splitlines()
 
 
+def test_status_shows_each_worker_and_another_clients_job():
+    status = {"daemon_version": "0.1.0", "pid": 7, "endpoint": "tcp://127.0.0.1:1", "uptime_s": 9.0,
+              "state": "ready", "error": None, "model": "m", "queued": 2, "clients": 3, "results_stored": 0,
+              "data_folder": "/d", "running": {"job_id": None, "method": "gooddrag", "running_s": 3.0},
+              "workers": [{"device": "cuda:0", "state": "ready", "running": {"job_id": None, "method": "gooddrag"}},
+                          {"device": "cuda:1", "state": "ready", "running": {"prepare": True, "method": None}},
+                          {"device": "cuda:2", "state": "ready", "running": None}]}
+    lines = cli.format_status(status).splitlines()
+    assert "workers  cuda:0 running gooddrag, cuda:1 preparing (every method), cuda:2 idle" in lines
+    assert "queue    running a job of another client (gooddrag), 2 waiting, 3 client(s)" in lines
+
+
 def test_edit_local_runs_the_engine_in_process(tiny_model_dir, picture, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DRAGEDIT_HOME", str(tmp_path / "home"))
     out = tmp_path / "local.png"

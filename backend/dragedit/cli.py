@@ -559,7 +559,7 @@ def format_status(status: dict[str, Any]) -> str:
         f"engine   {engine}",
         f"device   {status.get('device') or 'not known yet'}",
         f"model    {status.get('model')}",
-        f"queue    {'running ' + running['job_id'] + ' (' + running['method'] + ')' if running else 'idle'}, "
+        f"queue    {'running ' + (running['job_id'] or 'a job of another client') + ' (' + running['method'] + ')' if running else 'idle'}, "
         f"{status['queued']} waiting, {status['clients']} client(s)",
         f"results  {status['results_stored']} kept in {status['data_folder']}",
     ]
@@ -567,10 +567,23 @@ def format_status(status: dict[str, Any]) -> str:
     if prepare:
         lines.insert(5, f"prepare  {'one running, ' if prepare['running'] else ''}{prepare['waiting']} waiting, "
                         f"{prepare['done']} image(s) ready")
+    workers = status.get("workers") or []
+    if len(workers) > 1:
+        lines.insert(3, "workers  " + ", ".join(f"{w['device']} {_worker_activity(w)}" for w in workers))
     caches = (status.get("engine") or {}).get("caches")
     if caches:
         lines.append("caches   " + ", ".join(f"{k} {v}" for k, v in caches.items()))
     return "\n".join(lines)
+
+
+def _worker_activity(worker: dict[str, Any]) -> str:
+    running = worker.get("running")
+    if worker.get("state") != "ready" and not running:
+        return worker.get("state") or "starting"
+    if not running:
+        return "idle"
+    return f"preparing ({running.get('method') or 'every method'})" if running.get("prepare") else \
+        f"running {running.get('method')}"
 
 
 # ---------------------------------------------------------------------------- keys
