@@ -121,14 +121,15 @@ def test_dragdiffusion_moves_content_towards_the_target(tmp_path):
         assert key in numbers
     masked = next(c for c in numbers["per_case"] if c["masked"])
     assert masked["raw_psnr_outside_db"] < masked["psnr_outside_db"]  # the paste hides the model's changes
-    assert masked["raw_psnr_outside_db"] > 27, masked  # 30.0 dB measured on move-multi-1-mask
+    assert masked["raw_psnr_outside_db"] > 29, masked  # 31.0 dB measured on move-multi-1-mask (30.0 on the model before)
     text = page.read_text()
     assert text.count("data:image/png;base64,") == 2 * 3 and "raw PSNR out dB" in text  # input, output, truth
     assert numbers["cases"] == 2
     assert {name: g["cases"] for name, g in numbers["groups"].items()} == {"unmasked": 1, "masked": 1, "move": 2}
-    # measured with the ground truth, not the method's tracker: 0.37 (`dragedit bench quality --method
-    # dragdiffusion --cases 2 --threads 1`); 0.16 while the toy VAE's posterior was wide (docs/methods.md)
-    assert numbers["moved_fraction"] > 0.25, numbers
+    # measured with the ground truth, not the method's tracker: 0.50 (`dragedit bench quality --method
+    # dragdiffusion --cases 2 --threads 1`, the model shipped 2026-11-29); 0.37 on the model before, 0.16
+    # while the toy VAE's posterior was wide (docs/methods.md)
+    assert numbers["moved_fraction"] > 0.35, numbers
     assert numbers["mean_distance_px"] < numbers["mean_initial_distance_px"]
     for case in numbers["per_case"]:
         assert len(case["tracker_final_handles"]) == case["points"] and case["tracker_distance_px"] >= 0

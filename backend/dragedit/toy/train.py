@@ -330,7 +330,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="torch threads (1 is fastest on a busy machine: no spinning threads)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (random numbers are drawn on the CPU)")
     parser.add_argument("--images", type=int, default=3000, help="number of rendered training scenes")
-    parser.add_argument("--vae-steps", type=int, default=500)
+    parser.add_argument("--vae-steps", type=int, default=6000,
+                        help="VAE steps (default 6000: 34.7 dB round trip on held-out scenes; 500 gave 27.4 dB)")
     parser.add_argument("--unet-steps", type=int, default=1000)
     parser.add_argument("--vae-channels", type=_channels, default=VAE_CONFIG["block_out_channels"],
                         help="VAE block widths (default 32,64,64; one factor-2 downsampling per block after the first)")
