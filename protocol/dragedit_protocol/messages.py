@@ -521,8 +521,8 @@ def submit(
         "vae": vae,
         "seed": seed,
         "prompt": prompt,
-        "image": {"width": width, "height": height, "data": bytes(rgba)},
-        "mask": None if mask is None else {"width": width, "height": height, "data": bytes(mask)},
+        "image": image(width, height, rgba),
+        "mask": None if mask is None else image(width, height, mask),
         "points": [list(map(float, p)) for p in points],
         "preview_every": preview_every,
     }
@@ -552,8 +552,8 @@ def prepare(
         "model": model,
         "vae": vae,
         "prompt": prompt,
-        "image": {"width": width, "height": height, "data": bytes(rgba)},
-        "mask": None if mask is None else {"width": width, "height": height, "data": bytes(mask)},
+        "image": image(width, height, rgba),
+        "mask": None if mask is None else image(width, height, mask),
     }
 
 

@@ -27,9 +27,9 @@ def image_key(message: dict[str, Any]) -> str:
 
 
 def prepare_key(message: dict[str, Any]) -> str:
-    """What a prepare computes depends on: its content, never its id."""
-    content = {name: message.get(name) for name in ("image", "mask", "method", "params", "model", "vae", "prompt")}
-    return hashlib.sha256(msgpack.packb(content, use_bin_type=True)).hexdigest()[:32]
+    """What a prepare computes depends on: its image and selection and its settings, never its id."""
+    settings = {name: message.get(name) for name in ("method", "params", "model", "vae", "prompt")}
+    return hashlib.sha256(image_key(message).encode() + msgpack.packb(settings, use_bin_type=True)).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,11 @@ class Subscriber:
     owner: str
     lane: str
     prepare_id: str
+
+    @property
+    def key(self) -> str:
+        """Where its messages wait while its connection has not proven its key (a job's ``key`` too)."""
+        return f"prepare-{self.prepare_id}"
 
 
 @dataclass

@@ -379,16 +379,16 @@ class Daemon:
             log.debug("could not send %s to a client: %s", message.get("type"), exc)
             return False
 
-    def _send_to_owner(self, peer_id: bytes, job: Job | Subscriber, message: dict[str, Any], key: str = "") -> None:
-        """Send a job's (or prepare's) message to an address only while the connection there holds its
-        owner's key; otherwise keep it (the latest per ``key``, default the job's) until that connection proves it."""
+    def _send_to_owner(self, peer_id: bytes, job: Job | Subscriber, message: dict[str, Any]) -> None:
+        """Send a job's (or a prepare subscriber's) message to an address only while the connection there
+        holds its owner's key; otherwise keep it (the latest per ``job.key``) until that connection proves it."""
         peer = self._peers.get(peer_id)
         if peer is None or peer.user != job.owner:
             return  # not its owner's connection (any more): the outcome waits in the store for a fetch
         if peer.verified:
             self._send(peer_id, message)  # False: the client is gone or not reading; its outcome is stored
         else:
-            peer.held[key or job.key] = message
+            peer.held[job.key] = message
 
     def _send_held(self, peer_id: bytes, peer: Peer) -> None:
         held, peer.held = peer.held, {}
@@ -483,8 +483,7 @@ class Daemon:
         try:
             self._check_settings(message)
         except EditError as err:
-            self._send(peer_id, messages.prepared(subscriber.prepare_id, "failed", error={
-                "code": err.code, "message": err.message, "hint": err.hint}))
+            self._prepare_failed(subscriber, err)
             return
         key = prepare_key(message)
         for older in self._prepares.of_lane(subscriber.lane):  # this client now wants another image ready
@@ -496,16 +495,12 @@ class Daemon:
             return
         job = self._prepares.find(key)
         if job is None:
-            try:
-                if len(self._prepares.waiting) >= self.options.max_queued:
-                    raise EditError("busy", f"the daemon already has {len(self._prepares.waiting)} prepares waiting",
-                                    "try again later")
-                self._check_waiting_bytes(len(message["image"]["data"]) + len((message.get("mask") or {}).get("data", b"")))
-            except EditError as err:
-                self._send(peer_id, messages.prepared(subscriber.prepare_id, "failed", error={
-                    "code": err.code, "message": err.message, "hint": err.hint}))
-                return
             job = PrepareJob(key, message, [])
+            try:
+                self._check_prepare_room(job)
+            except EditError as err:
+                self._prepare_failed(subscriber, err)
+                return
             self._prepares.add(job)
             log.info("prepare %s queued: %s, %dx%d", subscriber.prepare_id, message.get("method") or "every method",
                      message["image"]["width"], message["image"]["height"])
@@ -514,13 +509,22 @@ class Daemon:
         self._send_prepared(job, [subscriber])
         self._dispatch()
 
+    def _check_prepare_room(self, job: PrepareJob) -> None:
+        if len(self._prepares.waiting) >= self.options.max_queued:
+            raise EditError("busy", f"the daemon already has {len(self._prepares.waiting)} prepares waiting",
+                            "try again later")
+        self._check_waiting_bytes(job.size)
+
+    def _prepare_failed(self, subscriber: Subscriber, err: EditError) -> None:
+        self._send(subscriber.peer, messages.prepared(subscriber.prepare_id, "failed", error={
+            "code": err.code, "message": err.message, "hint": err.hint}))
+
     def _unsubscribe(self, job: PrepareJob, lane: str) -> None:
         """A lane's newer prepare supersedes ``job`` for it; a prepare nobody waits for is dropped."""
         gone = [s for s in job.subscribers if s.lane == lane]
         job.subscribers = [s for s in job.subscribers if s.lane != lane]
         for subscriber in gone:
-            self._send_to_owner(subscriber.peer, subscriber, messages.prepared(subscriber.prepare_id, "superseded"),
-                                key=subscriber.prepare_id)
+            self._send_to_owner(subscriber.peer, subscriber, messages.prepared(subscriber.prepare_id, "superseded"))
         if not job.subscribers:
             self._prepares.drop(job)
 
@@ -529,7 +533,7 @@ class Daemon:
         state = extra.pop("state", job.state)
         for subscriber in job.subscribers if to is None else to:
             message = messages.prepared(subscriber.prepare_id, state, job.step, job.total, job.eta_s(), **extra)
-            self._send_to_owner(subscriber.peer, subscriber, message, key=subscriber.prepare_id)
+            self._send_to_owner(subscriber.peer, subscriber, message)
 
     def _find(self, key: str) -> Job | None:
         """The waiting or running job with this key."""

@@ -157,7 +157,7 @@ class Worker(threading.Thread):
 
     def _prepare(self, job: PrepareJob) -> None:
         """Run a prepare (stopping at a step when cancelled or preempted); its outcome as a drag's would be."""
-        key = job.subscribers[0].prepare_id if job.subscribers else job.key
+        key = job.key  # its subscribers (and their ids) belong to the I/O thread
         if self._engine is None or (self._model_failed and not job.request.get("model")):
             message = messages.error("model_not_loaded", "the daemon's model is not loaded, so nothing can be prepared",
                                      "a drag tries to load it again and says what is wrong", key)

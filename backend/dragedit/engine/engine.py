@@ -301,7 +301,7 @@ class Engine:
         return PrepareResult(hits, timings)
 
     def _ready_image(self, runner: UNetRunner, model: DiffusionModel, work_rgb: np.ndarray, prompt: str, params: dict,
-                     report: ProgressCallback, cancelled: CancelCheck) -> "ReadyImage":
+                     report: ProgressCallback, cancelled: CancelCheck) -> ReadyImage:
         """The prompt embedding, the RecLoRA (active in the UNet) and the inverted trajectory of a
         working-region image, each from the caches or made now; the latent is encoded only when needed."""
         emb = model.encode_prompt(prompt)
