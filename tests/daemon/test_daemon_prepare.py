@@ -79,9 +79,23 @@ def test_a_prepare_another_client_still_waits_for_is_not_dropped_when_one_moves_
     ready(first), ready(second)
     shared = prepare(first, steps=30, step_s=0.01)
     also = prepare(second, steps=30, step_s=0.01)
+    seen = pump([first, second], prepared(also, "running"))  # two connections: wait until both are in
     prepare(first, image(20, 12), steps=1)
-    seen = pump([first, second], prepared(also, "ready"))
+    seen += pump([first, second], prepared(also, "ready"))
     assert "superseded" in states(seen, shared) and engines[0].stopped_prepares == 0
+
+
+def test_an_equal_prepare_arriving_while_a_dropped_one_stops_is_run_again(start_daemon, connect):
+    daemon, engines = start_with_double(start_daemon)
+    first, second = connect(daemon.bound_endpoint), connect(daemon.bound_endpoint)
+    ready(first), ready(second)
+    dropped = prepare(first, steps=3, step_s=1.0)
+    pump([first], lambda seen: any(m.get("prepare_id") == dropped and m.get("step") == 1 for m in seen))
+    prepare(first, image(20, 12), steps=1)  # nobody waits for the first image now: it stops at its next step
+    pump([first], prepared(dropped, "superseded"))
+    wanted = prepare(second, steps=3, step_s=1.0)  # ...but now another client wants it, while it still runs
+    seen = pump([second], prepared(wanted, "ready"))
+    assert states(seen, wanted)[0] == "queued" and engines[0].stopped_prepares == 1
 
 
 def test_bad_prepares_fail_with_a_reason_and_the_daemon_keeps_serving(start_daemon, connect):

@@ -84,7 +84,9 @@ class PrepareQueue:
         self.done: OrderedDict[str, dict[str, bool]] = OrderedDict()  # key -> what was already cached
 
     def find(self, key: str) -> PrepareJob | None:
-        if self.running is not None and self.running.key == key:
+        """The prepare of this content that will still finish: a dropped one that has not stopped yet
+        does not count (an equal prepare arriving now gets a new one, queued behind it)."""
+        if self.running is not None and self.running.key == key and not self.running.cancel.is_set():
             return self.running
         return self.waiting.get(key)
 
