@@ -146,7 +146,8 @@ def test_an_artist_drags_in_the_gimp_dialog_with_clicks(gimp_root, installed_plu
         # window manager does, put the dialog beside the image and give it the keyboard focus.
         artist.xdotool("search", "--name", f"^{DIALOG}$", "windowmove", "%@", "960", "0", "windowfocus", "--sync", "%@")
         widgets = artist.wait_for("the dialog with the daemon ready", lambda ws: find(ws, "label", prefix="Daemon ready")
-                                  and "sensitive" in (find(ws, "button", ("Drag",)) or {"states": []})["states"],
+                                  and "sensitive" in (find(ws, "button", ("Drag",)) or {"states": []})["states"]
+                                  and find(ws, "toggle button", ("Advanced",)),  # the method's form is built
                                   timeout_s=120)
         assert find(widgets, "label", ("Prompt",)) and find(widgets, "label", ("Soft edge",)), \
             [w["name"] for w in widgets if w["role"] == "label"]

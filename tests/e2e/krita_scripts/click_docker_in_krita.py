@@ -56,7 +56,12 @@ def type_param(name: str, text: str, holds) -> None:
             return
         except TimeoutError:
             if attempt == 2:
-                raise
+                screenshot("typing-lost")
+                focus = QApplication.focusWidget()
+                raise AssertionError(f"typing {text} into {name} did not take: the field shows "
+                                     f"'{param(name).text()}', the focus is on {focus and focus.objectName()!r} "
+                                     f"({type(focus).__name__}), popup {QApplication.activePopupWidget()!r}, "
+                                     f"modal {QApplication.activeModalWidget()!r}")
 
 
 def pairs_shown() -> list:

@@ -96,9 +96,17 @@ def key(*keys: str, settle_s: float = 0.3) -> None:
     settle(settle_s)
 
 
+def give_keyboard_to(window) -> None:
+    """What a window manager does on a click: the X keyboard focus to the clicked window. Xvfb runs
+    none, and a drop-down list that closed (a window of its own) can leave the focus nowhere, so the
+    keys typed next would be lost."""
+    xdotool("windowfocus", "--sync", str(int(window.winId())))
+
+
 def type_into(widget, text: str) -> None:
     """Click a text or number field, replace its content by typing, and leave it with Tab."""
     click(widget)
+    give_keyboard_to(widget.window())
     key("ctrl+a")
     xdotool("type", "--delay", "40", text)
     key("Tab")
