@@ -99,8 +99,10 @@ def key(*keys: str, settle_s: float = 0.3) -> None:
 def give_keyboard_to(window) -> None:
     """What a window manager does on a click: the X keyboard focus to the clicked window. Xvfb runs
     none, and a drop-down list that closed (a window of its own) can leave the focus nowhere, so the
-    keys typed next would be lost."""
-    xdotool("windowfocus", "--sync", str(int(window.winId())))
+    keys typed next would be lost. No ``--sync``, which would wait (the GUI frozen meanwhile) until
+    the focus is on exactly that window rather than one of its children."""
+    xdotool("windowfocus", str(int(window.winId())))
+    settle(0.1)
 
 
 def type_into(widget, text: str) -> None:
