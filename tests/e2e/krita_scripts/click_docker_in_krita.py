@@ -16,6 +16,7 @@ import dragedit_krita.extension as extension  # noqa: E402  (the plug-in as inst
 from clicks import choose, click, key, screenshot, settle, type_into, xdotool  # noqa: E402
 from scene import H, W, SELECTED, docker, layer_names, make_document, write_report  # noqa: E402
 
+REACT_S = 15  # how long a click or key may take to show its effect on a loaded machine (a wait ends when it does)
 app = Krita.instance()
 controller = extension.shared_controller()
 window = app.activeWindow().qwindow()
@@ -51,7 +52,7 @@ def type_param(name: str, text: str, holds) -> None:
     for attempt in range(3):
         try:
             type_into(param(name), text)
-            wait_until(lambda: holds(controller.params.value(controller.current_method(), name)), 15,
+            wait_until(lambda: holds(controller.params.value(controller.current_method(), name)), REACT_S,
                        f"typing {text} to set {name}")
             return
         except (TimeoutError, RuntimeError):  # RuntimeError: the field was deleted while typed into
@@ -74,7 +75,7 @@ log(f"docker geometry {dock.geometry()}")
 
 # Advanced: shows the advanced parameters, seed and prompt.
 click(dock.advanced_toggle)
-wait_until(dock.advanced_box.isVisible, 15, "Advanced to open")
+wait_until(dock.advanced_box.isVisible, REACT_S, "Advanced to open")
 no_problem_shown("Advanced")
 
 # Method choice with the pointer: open the list, click GoodDrag (then DragDiffusion again).
@@ -84,7 +85,7 @@ assert "GoodDrag" in titles and "DragDiffusion" in titles, titles
 
 def choose_method(title: str) -> None:
     choose(dock.method, titles.index(title))
-    wait_until(lambda: dock.method.currentText() == title, 15, f"the method list to show {title}")
+    wait_until(lambda: dock.method.currentText() == title, REACT_S, f"the method list to show {title}")
     no_problem_shown(f"method {title}")
 
 
@@ -95,7 +96,7 @@ assert controller.current_method().name == "dragdiffusion", controller.params.me
 
 # Model: the daemon's own (the tiny test model; an earlier run may have left the demo model chosen).
 choose(dock.model, [dock.model.itemData(i) for i in range(dock.model.count())].index(""))
-wait_until(lambda: controller.settings.model == "", 15, "the daemon's model to be chosen")
+wait_until(lambda: controller.settings.model == "", REACT_S, "the daemon's model to be chosen")
 no_problem_shown("model the daemon's own")
 
 # A parameter typed in, then Reset to defaults.
@@ -104,7 +105,7 @@ type_param("drag_steps", "7", lambda v: v == 7)
 no_problem_shown("parameter edit")
 shots.append(screenshot("advanced-open"))
 click(dock.reset_button)
-wait_until(lambda: param("drag_steps").value() == default_steps, 15, "Reset to show the default again")
+wait_until(lambda: param("drag_steps").value() == default_steps, REACT_S, "Reset to show the default again")
 assert controller.params.value(controller.current_method(), "drag_steps") == default_steps
 no_problem_shown("Reset to defaults")
 
@@ -114,26 +115,26 @@ type_param("drag_steps", "4", lambda v: v == 4)
 type_param("inversion_strength", "0.1", lambda v: abs(v - 0.1) < 1e-9)
 type_into(dock.seed, "1234")
 method = controller.current_method()
-wait_until(lambda: controller.params.seed == 1234, 15, "the typed seed")
+wait_until(lambda: controller.params.seed == 1234, REACT_S, "the typed seed")
 assert (controller.params.value(method, "lora_steps"), controller.params.value(method, "drag_steps")) == (1, 4)
 assert abs(controller.params.value(method, "inversion_strength") - 0.1) < 1e-9
 click(dock.advanced_toggle)
-wait_until(lambda: not dock.advanced_box.isVisible(), 15, "Advanced to close")
+wait_until(lambda: not dock.advanced_box.isVisible(), REACT_S, "Advanced to close")
 
 # Live preview off and on again.
 was = dock.live_preview.isChecked()
 click(dock.live_preview)
-wait_until(lambda: controller.settings.live_preview is (not was), 15, "Live preview to switch")
+wait_until(lambda: controller.settings.live_preview is (not was), REACT_S, "Live preview to switch")
 key("space")  # the box has the keyboard focus now: the space bar toggles it back
-wait_until(lambda: controller.settings.live_preview is was, 15, "Live preview to switch back")
+wait_until(lambda: controller.settings.live_preview is was, REACT_S, "Live preview to switch back")
 no_problem_shown("Live preview")
 if not dock.live_preview.isChecked():
     click(dock.live_preview)
 
 # Point pairs: Add (inside the selection, numbered after the others), pick it in the list, Remove.
-wait_until(lambda: len(pairs_shown()) == 2, 15, "the two drawn pairs in the list")
+wait_until(lambda: len(pairs_shown()) == 2, REACT_S, "the two drawn pairs in the list")
 click(dock.add_pair_button)
-wait_until(lambda: len(pairs_shown()) == 3, 15, "the added pair in the list")
+wait_until(lambda: len(pairs_shown()) == 3, REACT_S, "the added pair in the list")
 added = pairs_shown()[2]
 log("added: " + ascii(added))
 assert added.startswith("3: "), added
@@ -146,9 +147,9 @@ item = dock.pairs.item(2)
 rect = dock.pairs.visualItemRect(item)
 point = dock.pairs.viewport().mapToGlobal(rect.center())
 xdotool("mousemove", "--sync", str(point.x()), str(point.y()), "click", "1")
-wait_until(lambda: dock.pairs.currentRow() == 2, 15, "the third pair to be picked in the list")
+wait_until(lambda: dock.pairs.currentRow() == 2, REACT_S, "the third pair to be picked in the list")
 click(dock.remove_button)
-wait_until(lambda: len(pairs_shown()) == 2, 15, "Remove to take the pair away")
+wait_until(lambda: len(pairs_shown()) == 2, REACT_S, "Remove to take the pair away")
 no_problem_shown("Remove")
 
 # Prepared ahead: with the selection, the pairs and the settings still, the docker has the daemon
@@ -212,9 +213,9 @@ no_problem_shown("the finished drag")
 # Drag again with the published defaults and a long fine-tuning (not prepared ahead: the drag starts
 # it), then Cancel while it runs.
 click(dock.advanced_toggle)
-wait_until(dock.advanced_box.isVisible, 15, "Advanced to open again")
+wait_until(dock.advanced_box.isVisible, REACT_S, "Advanced to open again")
 click(dock.reset_button)
-wait_until(lambda: controller.params.value(controller.current_method(), "drag_steps") == default_steps, 15,
+wait_until(lambda: controller.params.value(controller.current_method(), "drag_steps") == default_steps, REACT_S,
            "Reset to bring back the default drag")
 type_param("lora_steps", "2000", lambda v: v == 2000)
 click(dock.drag_button)
@@ -228,18 +229,18 @@ assert "Cancelled" in dock.message.text(), dock.message.text()
 no_problem_shown("Cancel")
 type_param("lora_steps", "1", lambda v: v == 1)  # its prepare supersedes the long one, which stops
 click(dock.advanced_toggle)
-wait_until(lambda: not dock.advanced_box.isVisible(), 15, "Advanced to close")
+wait_until(lambda: not dock.advanced_box.isVisible(), REACT_S, "Advanced to close")
 deadline = time.monotonic() + 2
-wait_until(lambda: time.monotonic() > deadline, 15, "a quiet moment")
+wait_until(lambda: time.monotonic() > deadline, REACT_S, "a quiet moment")
 assert len(layer_names(doc)) == len(names_before) + 1, "the cancelled drag added a layer"
 
 # Clear, then Drag: the docker says what is missing, in a sentence.
 click(dock.clear_button)
-wait_until(lambda: pairs_shown() == [], 15, "Clear to empty the list")
+wait_until(lambda: pairs_shown() == [], REACT_S, "Clear to empty the list")
 no_problem_shown("Clear")
 assert dock.status.text() == "" and dock.progress.value() == 0, "stale status after Clear"
 click(dock.drag_button)
-wait_until(lambda: "has no point pairs" in dock.message.text(), 15, "the docker to explain the problem")
+wait_until(lambda: "has no point pairs" in dock.message.text(), REACT_S, "the docker to explain the problem")
 no_problem_shown("Drag without pairs")
 shots.append(screenshot("no-pairs"))
 report["error_shown"] = dock.message.text()
