@@ -57,12 +57,13 @@ def test_up_blocks_2_features_exist_at_latent_resolution(pipeline):
 
 
 def test_the_vae_was_trained_on_toy_scenes(pipeline):
-    """A random VAE gives ~10 dB; the trained one reconstructs unseen scenes well."""
+    """A random VAE gives ~10 dB; the shipped one reconstructs unseen scenes at 36.2 dB (these 4; 36.1 dB
+    pooled over 32 held-out scenes, issue #15's target is 35 dB): a regression below 34 dB fails."""
     images = torch.from_numpy(random_images(4, seed=12345)).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
         recon = pipeline.vae.decode(pipeline.vae.encode(images).latent_dist.mean).sample.clamp(-1, 1)
     mse = float(((recon - images) / 2).pow(2).mean())
-    assert 10 * np.log10(1 / mse) > 22
+    assert 10 * np.log10(1 / mse) > 34
 
 
 def test_the_vae_encodes_to_its_mean_so_posterior_draws_are_the_image(pipeline):

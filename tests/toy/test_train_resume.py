@@ -68,3 +68,22 @@ def test_widths_are_options_and_the_unet_keeps_four_blocks():
     with pytest.raises(ValueError, match="4 widths"):
         train.unet_config((32, 64, 64))
     assert len(train.vae_config((64, 128, 128))["down_block_types"]) == 3
+
+
+def test_a_decoder_refinement_changes_only_the_decoder_and_is_recorded(tmp_path, unbroken):
+    """`--only-decoder` on a finished model: the encoder (so the latent space) and the UNet stay bit for
+    bit, the decoder learns, and training.json keeps the first run and adds the refinement's command."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(unbroken, folder)
+    argv = ["--out", str(folder), "--only-decoder", "--decoder-steps", "3", "--images", "6", "--threads", "1",
+            "--no-bar"]
+    assert train.main(argv) == 0
+    before, after = _weights(unbroken), _weights(folder)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("vae.decoder.", "vae.post_quant_conv.")) for k in changed), sorted(changed)[:5]
+    made = json.loads((folder / "training.json").read_text())
+    assert made["unet_steps"] == 5  # the first run's record is kept
+    (refinement,) = made["decoder_refinements"]
+    assert refinement["decoder_steps"] == 3 and "--only-decoder --decoder-steps 3" in refinement["command"]

@@ -348,7 +348,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="share of each UNet batch drawn from the lowest 30%% of the timesteps")
     parser.add_argument("--decoder-steps", type=int, default=600, help="stage 3: decoder-only refinement steps")
     parser.add_argument("--only-decoder", action="store_true",
-                        help="run stage 3 alone on the VAE already in --out (stages 1-2 done) and save the VAE")
+                        help="run stage 3 alone on the VAE already in --out (stages 1-2 done; on a finished model it "
+                             "refines the decoder further) and save the VAE; training.json records the sitting")
     parser.add_argument("--minutes", type=float, default=None,
                         help="stop after this many minutes, writing the state to continue from with --resume")
     parser.add_argument("--resume", action="store_true", help=f"continue the run whose {STATE_FILE} is in --out")
@@ -381,10 +382,13 @@ def _setup_logging(path: Path | None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def only_decoder(args: argparse.Namespace, images: torch.Tensor, device: torch.device) -> int:
-    """Stage 3 alone on the VAE in --out, saved back there (the same weights as in a full run)."""
+def only_decoder(args: argparse.Namespace, images: torch.Tensor, device: torch.device, argv: list[str]) -> int:
+    """Stage 3 alone on the VAE in --out, saved back there (the same weights as in a full run when the
+    VAE is a finished stage 2's; run on a finished model, a further refinement). The sitting is added
+    to the folder's training.json, so the folder keeps saying how it was made."""
     from diffusers import AutoencoderKL
 
+    started = time.time()
     vae = AutoencoderKL.from_pretrained(args.out, subfolder="vae").to(device)
     gen = torch.Generator().manual_seed(args.seed + 3)
     opt = decoder_optimizer(vae, 5e-4)
@@ -394,6 +398,13 @@ def only_decoder(args: argparse.Namespace, images: torch.Tensor, device: torch.d
     sitting.close()
     narrow_posterior(vae)
     vae.save_pretrained(args.out / "vae", safe_serialization=True)
+    record = args.out / "training.json"
+    made = json.loads(record.read_text()) if record.is_file() else {}
+    made.setdefault("decoder_refinements", []).append({
+        "command": "python -m dragedit.toy.train " + " ".join(argv), "decoder_steps": args.decoder_steps,
+        "seed": args.seed, "seconds": round(time.time() - started), "machine": _machine(device),
+        "date": time.strftime("%Y-%m-%d")})
+    record.write_text(json.dumps(made, indent=1))
     log.info("decoder refined and saved to %s", args.out / "vae")
     return 0
 
@@ -433,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     images = _to_tensor(random_images(args.images, seed=args.seed, size=IMAGE_SIZE))
     log.info("rendered %d scenes in %.0f s", images.shape[0], time.time() - started)
     if args.only_decoder:
-        return only_decoder(args, images, device)
+        return only_decoder(args, images, device, argv)
 
     stage_at = STAGES.index(state.stage) if state else 0
     step_at = state.step if state else 0
