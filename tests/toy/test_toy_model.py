@@ -56,14 +56,16 @@ def test_up_blocks_2_features_exist_at_latent_resolution(pipeline):
     assert captured["f"].shape[-2:] == (32, 32)
 
 
-def test_the_vae_was_trained_on_toy_scenes(pipeline):
-    """A random VAE gives ~10 dB; the shipped one reconstructs unseen scenes at 36.2 dB (these 4; 36.1 dB
-    pooled over 32 held-out scenes, issue #15's target is 35 dB): a regression below 34 dB fails."""
-    images = torch.from_numpy(random_images(4, seed=12345)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    with torch.no_grad():
-        recon = pipeline.vae.decode(pipeline.vae.encode(images).latent_dist.mean).sample.clamp(-1, 1)
-    mse = float(((recon - images) / 2).pow(2).mean())
-    assert 10 * np.log10(1 / mse) > 34
+def test_the_vae_was_trained_on_toy_scenes():
+    """A random VAE gives ~10 dB; the shipped one gives back held-out scenes at 36.1 dB (issue #15's
+    measure: 32 scenes, `python -m dragedit.toy.diagnose`; its target 35 dB). 8 of them here (36.1 dB):
+    a model below the target fails."""
+    from dragedit.toy.diagnose import Checker, vae_round_trip_db
+
+    torch.set_num_threads(1)
+    pooled, lowest, highest = vae_round_trip_db(Checker(MODEL), 8)
+    assert lowest <= pooled <= highest
+    assert pooled > 35
 
 
 def test_the_vae_encodes_to_its_mean_so_posterior_draws_are_the_image(pipeline):

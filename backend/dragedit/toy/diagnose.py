@@ -47,6 +47,16 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / max(mse, 1e-12)))
 
 
+def vae_round_trip_db(checker: Checker, count: int, seed: int = 987654) -> tuple[float, float, float]:
+    """The VAE round trip (posterior mean) over `count` held-out scenes: PSNR of the pooled error (issue
+    #15's measure, 32 scenes), and the lowest and highest PSNR of a single scene."""
+    images = random_images(count, seed=seed)
+    recon = np.concatenate([_to_pixels(checker.decode(checker.encode(_to_tensor(images[i:i + 8]))))
+                            for i in range(0, count, 8)])
+    per_scene = [_psnr(image, back) for image, back in zip(images, recon)]
+    return _psnr(images, recon), min(per_scene), max(per_scene)
+
+
 class Checker:
     """The pipeline's parts and the DDIM loops the checks need."""
 
@@ -165,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="the diffusers model folder")
     parser.add_argument("--out", type=Path, default=Path("toy-check"))
     parser.add_argument("--no-tracking", action="store_true", help="skip the (slower) feature-tracking check")
+    parser.add_argument("--vae-scenes", type=int, default=32,
+                        help="held-out scenes for the VAE round trip (32: the number docs/quality.md reports)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     torch.manual_seed(0)
     checker = Checker(args.folder)
@@ -175,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     inverted = checker.invert(z)
     round_trip = _to_pixels(checker.decode(checker.denoise(inverted)))
     samples = _to_pixels(checker.decode(checker.denoise(torch.randn_like(z), 50)))
-    print(f"VAE reconstruction PSNR: {_psnr(images, recon):.2f} dB")
+    pooled, lowest, highest = vae_round_trip_db(checker, args.vae_scenes)
+    print(f"VAE round trip on {args.vae_scenes} held-out scenes: {pooled:.2f} dB "
+          f"(per scene {lowest:.1f}-{highest:.1f} dB)")
     t = checker.strength_t
     print(f"inversion to t={t} and back (no LoRA) PSNR: {_psnr(images, round_trip):.2f} dB")
     alpha = float(checker.forward.alphas_cumprod[t])
