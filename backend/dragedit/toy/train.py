@@ -365,6 +365,11 @@ def _recipe(args: argparse.Namespace) -> dict[str, Any]:
     return {name: list(v) if isinstance(v := getattr(args, name), tuple) else v for name in RECIPE}
 
 
+def _command(argv: list[str]) -> str:
+    """The command line of this run, as training.json records it."""
+    return "python -m dragedit.toy.train " + " ".join(argv)
+
+
 def _machine(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -401,7 +406,7 @@ def only_decoder(args: argparse.Namespace, images: torch.Tensor, device: torch.d
     record = args.out / "training.json"
     made = json.loads(record.read_text()) if record.is_file() else {}
     made.setdefault("decoder_refinements", []).append({
-        "command": "python -m dragedit.toy.train " + " ".join(argv), "decoder_steps": args.decoder_steps,
+        "command": _command(argv), "decoder_steps": args.decoder_steps,
         "seed": args.seed, "seconds": round(time.time() - started), "machine": _machine(device),
         "date": time.strftime("%Y-%m-%d")})
     record.write_text(json.dumps(made, indent=1))
@@ -535,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     save_pipeline(args.out, ema.module, vae, text_encoder, tokenizer)
     seconds = earlier_seconds + time.time() - started
     (args.out / "training.json").write_text(json.dumps({
-        "command": "python -m dragedit.toy.train " + " ".join(argv), **_recipe(args),
+        "command": _command(argv), **_recipe(args),
         "image_size": IMAGE_SIZE, "prompt": PROMPT, "seconds": round(seconds),
         "machine": _machine(device), "resumed": bool(state),
     }, indent=1))
