@@ -87,3 +87,16 @@ def test_a_decoder_refinement_changes_only_the_decoder_and_is_recorded(tmp_path,
     assert made["unet_steps"] == 5  # the first run's record is kept
     (refinement,) = made["decoder_refinements"]
     assert refinement["decoder_steps"] == 3 and "--only-decoder --decoder-steps 3" in refinement["command"]
+
+
+def test_the_latent_spread_sets_the_vaes_scaling_factor_and_is_part_of_the_recipe(tmp_path, unbroken):
+    """`--latent-std 0.5` halves the scaling factor of the same VAE (so a timestep hides more of a scene),
+    and a run made with it resumes only with it."""
+    folder = tmp_path / "half"
+    assert train.main(["--out", str(folder), *TINY, "--latent-std", "0.5"]) == 0
+    factor = lambda f: json.loads((f / "vae" / "config.json").read_text())["scaling_factor"]  # noqa: E731
+    assert factor(folder) == pytest.approx(factor(unbroken) / 2, rel=1e-5)
+    assert json.loads((folder / "training.json").read_text())["latent_std"] == 0.5
+    stopped = tmp_path / "stopped"
+    assert train.main(["--out", str(stopped), *TINY, "--latent-std", "0.5", "--stop-after-steps", "2"]) == 0
+    assert train.main(["--out", str(stopped), *TINY, "--resume"]) == 2

@@ -60,7 +60,7 @@ TEXT_CONFIG = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, nu
 
 # The options that decide the weights: a run continues only with the same ones.
 RECIPE = ("seed", "images", "vae_steps", "unet_steps", "decoder_steps", "full_size_from", "low_noise_share",
-          "vae_channels", "unet_channels", "vae_batch", "vae_crop", "unet_batch")
+          "vae_channels", "unet_channels", "vae_batch", "vae_crop", "unet_batch", "latent_std")
 
 StepFn = Callable[[int], str]  # runs one training step, returns a short progress text
 
@@ -346,6 +346,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="share of the UNet steps after which it trains on whole latents instead of crops")
     parser.add_argument("--low-noise-share", type=float, default=0.0,
                         help="share of each UNet batch drawn from the lowest 30%% of the timesteps")
+    parser.add_argument("--latent-std", type=float, default=1.0,
+                        help="spread of the scaled latents the UNet learns (the VAE's scaling_factor is set to give "
+                             "it); below 1, the same timestep hides more of a scene (default 1, as SD-1.5)")
     parser.add_argument("--decoder-steps", type=int, default=600, help="stage 3: decoder-only refinement steps")
     parser.add_argument("--only-decoder", action="store_true",
                         help="run stage 3 alone on the VAE already in --out (stages 1-2 done; on a finished model it "
@@ -493,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     vae.eval().requires_grad_(False)
     if stage_at < 2:
         mean, std = encode_all(vae, images, device=device)
-        meta["scaling_factor"] = float(1.0 / mean.std())
+        meta["scaling_factor"] = float(args.latent_std / mean.std())
         log.info("latent std %.4f -> scaling_factor %.5f", mean.std().item(), meta["scaling_factor"])
     else:
         meta["scaling_factor"] = state.meta["scaling_factor"]
