@@ -13,7 +13,8 @@ as in a drag, with nothing dragged: what that re-noising alone costs.
 
 Feature tracking: for every fixed case, the up_blocks[2] feature at the handle of the input is
 searched (L1) in the features of the ground-truth result; the error is how far the best match lands
-from the target, in image pixels. Small errors mean the features can guide a drag.
+from the target, in image pixels. Small errors mean the features can guide a drag; the same search
+on the images' colours is the baseline (features no better than colour describe no more than it).
 """
 from __future__ import annotations
 
@@ -170,6 +171,19 @@ def tracking_errors(checker: Checker) -> list[float]:
     return errors
 
 
+def colour_matching_errors() -> list[float]:
+    """The same search as tracking_errors with the images' colours (averaged to the feature grid) in
+    place of the features: the baseline that features must beat to describe more than colour."""
+    errors = []
+    for case in all_cases():
+        pair = F.avg_pool2d(_to_tensor(np.stack([case.image(), case.expected_image()])), 2)
+        for (hx, hy), (tx, ty) in case.points:
+            distance = (pair[1] - pair[0, :, int(hy / 2), int(hx / 2)][:, None, None]).abs().mean(0)
+            y, x = np.unravel_index(int(distance.argmin()), distance.shape)
+            errors.append(float(np.hypot(2 * x + 1 - tx, 2 * y + 1 - ty)))
+    return errors
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dragedit.toy.diagnose", description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="the diffusers model folder")
@@ -203,9 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     chained = ilfa_chain(checker, inverted)
     print(f"after {ILFA_CYCLES} ILFA cycles (DragLoRA's re-noising, no drag) and back: {_psnr(images, chained):.2f} dB")
     if not args.no_tracking:
-        errors = tracking_errors(checker)
-        print(f"feature tracking error over {len(errors)} points: median {np.median(errors):.1f} px, "
-              f"{np.mean(np.asarray(errors) <= 4):.0%} within 4 px")
+        for name, errors in (("feature", tracking_errors(checker)), ("colour (baseline)", colour_matching_errors())):
+            print(f"{name} tracking error over {len(errors)} points: median {np.median(errors):.1f} px, "
+                  f"{np.mean(np.asarray(errors) <= 4):.0%} within 4 px")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [np.concatenate(list(r), axis=1) for r in (images, recon, round_trip, perturbed, fresh, chained, samples)]
     Image.fromarray(np.concatenate(rows, axis=0)).save(args.out / "check.png")
