@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .cases import all_cases
+from .cases import DragCase, all_cases
 from .scenes import random_images
 
 STRENGTH_STEPS = 35  # inversion strength 0.7 of 50 DDIM steps: t = 681
@@ -156,18 +156,27 @@ def ilfa_chain(checker: Checker, inverted: torch.Tensor, cycles: int = ILFA_CYCL
     return _to_pixels(checker.decode(checker.denoise(z)))
 
 
+def _match_errors(maps: torch.Tensor, points) -> list[float]:
+    """Per point: search the input's value at the handle (maps[0], on the half-size grid) in the ground
+    truth's (maps[1]) by L1; the image-pixel distance from the best match to the target."""
+    errors = []
+    for (hx, hy), (tx, ty) in points:
+        distance = (maps[1] - maps[0, :, int(hy / 2), int(hx / 2)][:, None, None]).abs().mean(0)
+        y, x = np.unravel_index(int(distance.argmin()), distance.shape)
+        errors.append(float(np.hypot(2 * x + 1 - tx, 2 * y + 1 - ty)))
+    return errors
+
+
+def _input_and_truth(case: DragCase) -> torch.Tensor:
+    return _to_tensor(np.stack([case.image(), case.expected_image()]))
+
+
 def tracking_errors(checker: Checker) -> list[float]:
     """Per case and point: image-pixel distance from the best feature match to the target."""
     errors = []
-    t = checker.strength_t
     for case in all_cases():
-        pair = _to_tensor(np.stack([case.image(), case.expected_image()]))
-        feats = checker.features(checker.invert(checker.encode(pair)), t)
-        for (hx, hy), (tx, ty) in case.points:
-            template = feats[0, :, int(hy / 2), int(hx / 2)]
-            distance = (feats[1] - template[:, None, None]).abs().mean(0)
-            y, x = np.unravel_index(int(distance.argmin()), distance.shape)
-            errors.append(float(np.hypot(2 * x + 1 - tx, 2 * y + 1 - ty)))
+        features = checker.features(checker.invert(checker.encode(_input_and_truth(case))), checker.strength_t)
+        errors += _match_errors(features, case.points)
     return errors
 
 
@@ -176,11 +185,7 @@ def colour_matching_errors() -> list[float]:
     place of the features: the baseline that features must beat to describe more than colour."""
     errors = []
     for case in all_cases():
-        pair = F.avg_pool2d(_to_tensor(np.stack([case.image(), case.expected_image()])), 2)
-        for (hx, hy), (tx, ty) in case.points:
-            distance = (pair[1] - pair[0, :, int(hy / 2), int(hx / 2)][:, None, None]).abs().mean(0)
-            y, x = np.unravel_index(int(distance.argmin()), distance.shape)
-            errors.append(float(np.hypot(2 * x + 1 - tx, 2 * y + 1 - ty)))
+        errors += _match_errors(F.avg_pool2d(_input_and_truth(case), 2), case.points)
     return errors
 
 
