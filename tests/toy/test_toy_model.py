@@ -107,3 +107,18 @@ def test_training_timesteps_keep_the_shipped_stream_and_can_favour_low_noise():
     assert torch.equal(_training_timesteps(64, 1000, 0.0, torch.Generator().manual_seed(3)), uniform)
     favoured = _training_timesteps(64, 1000, 0.5, torch.Generator().manual_seed(3))
     assert favoured.shape == (64,) and bool((favoured[:32] < 300).all()) and favoured.max() < 1000
+
+
+def test_diagnose_measures_the_first_steps_direction_against_a_content_move():
+    """toy.diagnose's first-step check on two moves: a cosine per case, never above what the sign of the
+    move itself reaches (the best any sign step, Adam's first, can do), which is far from 0."""
+    from dragedit.toy.cases import all_cases
+    from dragedit.toy.diagnose import Checker, first_step_alignment
+
+    torch.set_num_threads(1)
+    cases = [case for case in all_cases() if case.name in ("move-short-0", "move-long-1-mask")]
+    steps, best = first_step_alignment(Checker(MODEL), cases)
+    assert len(steps) == len(best) == 2
+    for step, bound in zip(steps, best):
+        assert -bound <= step <= bound
+        assert 0.3 < bound < 0.9

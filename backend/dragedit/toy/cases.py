@@ -57,12 +57,13 @@ class DragCase:
         """The ideal output as H x W x 4 RGBA uint8."""
         return _rgba(render(self.expected)[0])
 
-    def edit_region(self) -> np.ndarray:
-        """Pixels allowed to change (bool H x W): grabbed objects before and after, plus a margin."""
+    def edit_region(self, shapes: set[int] | None = None) -> np.ndarray:
+        """Pixels allowed to change (bool H x W): grabbed objects (or only ``shapes``) before and after,
+        plus a margin."""
         _, before = render(self.scene)
         _, after = render(self.expected)
         touched = np.zeros((self.scene.size, self.scene.size), bool)
-        for index in {g.shape for g in self.grabs}:
+        for index in {g.shape for g in self.grabs} if shapes is None else shapes:
             touched |= (before[index] > 0.02) | (after[index] > 0.02)
         return _dilate(touched, MASK_MARGIN)
 
