@@ -187,10 +187,10 @@ def tracking_errors(checker: Checker) -> list[float]:
 
 
 def first_step_alignment(checker: Checker, cases: list[DragCase] | None = None) -> tuple[list[float], list[float]]:
-    """Per case that moves whole objects (all, or ``cases``): the cosine of the motion supervision's first Adam step on the
-    inverted latent, -sign(grad) of DragDiffusion's loss (patch radius 1), with a move of the objects'
-    content by one feature pixel (2 image px) along their drags; and the best a sign step can reach
-    (the sign of that move itself). Near 0: the drag's steps walk past the content."""
+    """Per case that moves whole objects (all, or ``cases``): the cosine of the motion supervision's
+    first Adam step on the inverted latent, -sign(grad) of DragDiffusion's loss (patch radius 1), with
+    a move of the objects' content by one feature pixel (2 image px) along their drags; and the best a
+    sign step can reach (the sign of that move itself). Near 0: the drag's steps walk past the content."""
     steps, best = [], []
     for case in [case for case in all_cases() if case.kind == "move"] if cases is None else cases:
         z0 = checker.encode(_to_tensor(case.image()[None]))
