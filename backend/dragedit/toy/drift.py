@@ -242,8 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown variant '{unknown[0]}'. Variants: {', '.join(VARIANTS + TRUTH_VARIANTS)}",
               file=sys.stderr)
         return 2
-    if "content moved" in names and case.kind != "move":
-        print(f"error: variant 'content moved' needs a case that moves whole objects; '{case.name}' stretches",
+    inapplicable = [name for name in names if name not in default_variants(case)]
+    if inapplicable:
+        print(f"error: variant '{inapplicable[0]}' needs a case that moves whole objects; '{case.name}' stretches",
               file=sys.stderr)
         return 2
     if args.threads:
