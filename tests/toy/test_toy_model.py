@@ -122,3 +122,26 @@ def test_diagnose_measures_the_first_steps_direction_against_a_content_move():
     for step, bound in zip(steps, best):
         assert -bound <= step <= bound
         assert 0.3 < bound < 0.9
+
+
+def test_diagnose_reports_the_latent_channels_spread_and_whitening_makes_it_one(tmp_path):
+    """The shipped latent is anisotropic (its weakest channel direction varies far less than its
+    strongest); the same VAE whitened by the training script's option reports about 1 everywhere."""
+    import shutil
+
+    from diffusers import AutoencoderKL
+
+    from dragedit.toy import train
+    from dragedit.toy.diagnose import Checker, latent_channel_spread
+    from dragedit.toy.scenes import random_images
+
+    torch.set_num_threads(1)
+    shipped = latent_channel_spread(Checker(MODEL), count=16)
+    assert len(shipped) == 4 and shipped == sorted(shipped) and shipped[0] < 0.2 * shipped[-1]
+    folder = tmp_path / "whitened"
+    shutil.copytree(MODEL, folder)
+    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae").eval()
+    train.whiten_latent_channels(vae, train._to_tensor(random_images(16, seed=987654)))
+    vae.register_to_config(scaling_factor=1.0)
+    vae.save_pretrained(folder / "vae", safe_serialization=True)
+    assert latent_channel_spread(Checker(folder), count=16) == pytest.approx([1.0] * 4, abs=1e-3)

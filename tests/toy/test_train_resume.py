@@ -100,3 +100,49 @@ def test_the_latent_spread_sets_the_vaes_scaling_factor_and_is_part_of_the_recip
     stopped = tmp_path / "stopped"
     assert train.main(["--out", str(stopped), *TINY, "--latent-std", "0.5", "--stop-after-steps", "2"]) == 0
     assert train.main(["--out", str(stopped), *TINY, "--resume"]) == 2
+
+
+def test_a_new_unet_on_an_existing_models_vae(tmp_path, unbroken):
+    """`--vae-from FOLDER --decoder-steps 0` keeps that model's VAE bit for bit (so its latent space and
+    decoder), trains a new UNet on its latents, records where the VAE came from and how it was made, and
+    resumes like any run."""
+    argv = ["--out", str(tmp_path / "new"), "--vae-from", str(unbroken), "--images", "6", "--unet-steps", "4",
+            "--decoder-steps", "0", "--threads", "1", "--checkpoint-every", "0", "--no-bar"]
+    assert train.main(argv) == 0
+    before, after = _weights(unbroken), _weights(tmp_path / "new")
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("vae."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("unet."))
+    made = json.loads((tmp_path / "new" / "training.json").read_text())
+    assert made["vae_from"] == str(unbroken) and made["vae_made_by"]["vae_steps"] == 5
+    stopped = ["--out", str(tmp_path / "stopped"), *argv[2:]]
+    assert train.main([*stopped, "--stop-after-steps", "2"]) == 0
+    assert train.main([*stopped, "--resume"]) == 0
+    assert all(torch.equal(after[k], v) for k, v in _weights(tmp_path / "stopped").items())
+
+
+def test_whitening_the_latent_keeps_every_reconstruction_and_decorrelates_the_channels(unbroken):
+    from diffusers import AutoencoderKL
+
+    from dragedit.toy.scenes import random_images
+
+    vae = AutoencoderKL.from_pretrained(unbroken, subfolder="vae").eval()
+    images = train._to_tensor(random_images(6, seed=5, size=train.IMAGE_SIZE))
+    with torch.no_grad():
+        before = vae.decode(vae.encode(images).latent_dist.mean).sample
+        train.whiten_latent_channels(vae, images)
+        latents = vae.encode(images).latent_dist.mean
+        after = vae.decode(latents).sample
+    assert torch.allclose(before, after, atol=1e-4)
+    channels = latents.transpose(0, 1).reshape(latents.shape[1], -1)
+    assert torch.allclose(channels.mean(1), torch.zeros(4), atol=1e-4)
+    assert torch.allclose(torch.cov(channels), torch.eye(4), atol=1e-3)
+
+
+def test_whiten_latent_is_an_option_of_the_recipe(tmp_path, unbroken):
+    argv = ["--out", str(tmp_path), "--vae-from", str(unbroken), "--whiten-latent", "--images", "6",
+            "--unet-steps", "2", "--decoder-steps", "0", "--threads", "1", "--checkpoint-every", "0", "--no-bar"]
+    assert train.main(argv) == 0
+    assert json.loads((tmp_path / "training.json").read_text())["whiten_latent"] is True
+    changed = {k for k, v in _weights(unbroken).items() if not torch.equal(v, _weights(tmp_path)[k])}
+    assert {"vae.quant_conv.weight", "vae.post_quant_conv.weight"} <= changed
+    assert not any(k.startswith(("vae.encoder.", "vae.decoder.")) for k in changed)

@@ -5,6 +5,9 @@
 Prints the numbers and writes check.png (rows: input, VAE reconstruction, inversion to t=681 and
 back, the robustness checks, samples from noise).
 
+The latent's channels: their variance along each principal direction over held-out scenes (the
+methods' Adam steps move every element about equally, so a direction of little spread is left far).
+
 Robustness: the round trip again with random noise added to the inverted latent, and the scenes noised
 afresh to t=681 and denoised (SDEdit). Small losses against the plain round trip mean that a latent
 change the size of a drag's does not by itself ruin the image (`python -m dragedit.toy.drift` takes
@@ -61,6 +64,16 @@ def vae_round_trip_db(checker: Checker, count: int, seed: int = 987654) -> tuple
                             for i in range(0, count, 8)])
     per_scene = [_psnr(image, back) for image, back in zip(images, recon)]
     return _psnr(images, recon), min(per_scene), max(per_scene)
+
+
+def latent_channel_spread(checker: "Checker", count: int = 64, seed: int = 987654) -> list[float]:
+    """The variance of the scaled latents of ``count`` held-out scenes along each principal direction of
+    their channels, smallest first (all 1 for a whitened latent). The methods' Adam steps move every
+    latent element about equally, so a direction with little spread is left many times its spread."""
+    images = random_images(count, seed=seed)
+    latents = torch.cat([checker.encode(_to_tensor(images[i:i + 8])) for i in range(0, count, 8)])
+    channels = latents.transpose(0, 1).reshape(latents.shape[1], -1)
+    return torch.linalg.eigvalsh(torch.cov(channels)).tolist()
 
 
 class Checker:
@@ -239,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     alpha = float(checker.forward.alphas_cumprod[t])
     expected = float(torch.sqrt(alpha * z.var() + 1 - alpha))
     print(f"inverted latent std {float(inverted.std()):.2f} (a latent noised to t={t} has {expected:.2f})")
+    spread = " / ".join(f"{v:.2f}" for v in latent_channel_spread(checker))
+    print(f"latent channels' variance along their principal directions: {spread} (whitened: all 1)")
     for level, (mse, std) in noise_prediction_errors(checker, z, (101, 381, t)).items():
         print(f"noise prediction at t={level}: MSE {mse:.3f}, std {std:.2f} (ideal 0, 1)")
     perturbed, fresh = perturbed_round_trips(checker, z, inverted)

@@ -60,7 +60,8 @@ TEXT_CONFIG = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, nu
 
 # The options that decide the weights: a run continues only with the same ones.
 RECIPE = ("seed", "images", "vae_steps", "unet_steps", "decoder_steps", "full_size_from", "low_noise_share",
-          "vae_channels", "unet_channels", "vae_batch", "vae_crop", "unet_batch", "latent_std")
+          "vae_channels", "unet_channels", "vae_batch", "vae_crop", "unet_batch", "latent_std", "vae_from",
+          "whiten_latent")
 
 StepFn = Callable[[int], str]  # runs one training step, returns a short progress text
 
@@ -194,6 +195,31 @@ def embed_prompt(tokenizer, text_encoder, prompt: str) -> torch.Tensor:
     ids = tokenizer(prompt, padding="max_length", max_length=tokenizer.model_max_length,
                     truncation=True, return_tensors="pt").input_ids
     return text_encoder(ids)[0]
+
+
+@torch.no_grad()
+def whiten_latent_channels(vae, images: torch.Tensor) -> None:
+    """Give the VAE's latent channels zero mean, unit variance and no correlation over ``images``,
+    folded into its 1x1 quant_conv (the posterior mean's channels) and the inverse into post_quant_conv,
+    so every image decodes exactly as before (ZCA whitening: the channels stay as close to the old ones
+    as a whitening allows).
+
+    The toy VAE's channels are far from isotropic (variance 0.05 to 2.4 along their principal
+    directions); the methods' Adam steps move every latent element by about the same amount, so along
+    the weak directions they leave the scenes' latents by many times their spread.
+    """
+    channels = vae.config.latent_channels
+    mean, _ = encode_all(vae, images, device=vae.device)
+    x = mean.transpose(0, 1).reshape(channels, -1).double()
+    variances, directions = torch.linalg.eigh(torch.cov(x))
+    whiten = directions @ torch.diag(variances.rsqrt()) @ directions.T
+    shift = -whiten @ x.mean(1)
+    unwhiten = torch.linalg.inv(whiten)
+    into, out_of = vae.quant_conv, vae.post_quant_conv
+    into.bias[:channels] = (whiten @ into.bias[:channels].double() + shift).to(into.bias)
+    into.weight[:channels, :, 0, 0] = (whiten @ into.weight[:channels, :, 0, 0].double()).to(into.weight)
+    out_of.bias[:] = (out_of.bias.double() - out_of.weight[:, :, 0, 0].double() @ unwhiten @ shift).to(out_of.bias)
+    out_of.weight[:, :, 0, 0] = (out_of.weight[:, :, 0, 0].double() @ unwhiten).to(out_of.weight)
 
 
 def narrow_posterior(vae) -> None:
@@ -349,6 +375,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--latent-std", type=float, default=1.0,
                         help="spread of the scaled latents the UNet learns (the VAE's scaling_factor is set to give "
                              "it); below 1, the same timestep hides more of a scene (default 1, as SD-1.5)")
+    parser.add_argument("--vae-from", default=None, metavar="FOLDER",
+                        help="skip stage 1: take the VAE of this model folder (e.g. backend/dragedit/toy/model) and "
+                             "train a new UNet on its latents (its saved encoder gives the posterior mean, so the "
+                             "UNet learns clean latents); use --decoder-steps 0 to keep its decoder as it is")
+    parser.add_argument("--whiten-latent", action="store_true",
+                        help="before stage 2, whiten the VAE's latent channels (decorrelated, unit variance; the "
+                             "reconstructions stay the same), so the UNet learns an isotropic latent")
     parser.add_argument("--decoder-steps", type=int, default=600, help="stage 3: decoder-only refinement steps")
     parser.add_argument("--only-decoder", action="store_true",
                         help="run stage 3 alone on the VAE already in --out (stages 1-2 done; on a finished model it "
@@ -454,12 +487,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_decoder:
         return only_decoder(args, images, device, argv)
 
-    stage_at = STAGES.index(state.stage) if state else 0
+    stage_at = STAGES.index(state.stage) if state else (1 if args.vae_from else 0)
     step_at = state.step if state else 0
     if state:
         for name, generator in gens.items():
             state.restore_generator(name, generator)
-    totals = {"vae": args.vae_steps, "unet": args.unet_steps, "decoder": args.decoder_steps}
+    totals = {"vae": 0 if args.vae_from else args.vae_steps, "unet": args.unet_steps, "decoder": args.decoder_steps}
     done = sum(totals[s] for s in STAGES[:stage_at]) + step_at
     sitting = Sitting(sum(totals.values()), done, args.minutes, args.stop_after_steps, args.checkpoint_every,
                       not args.no_bar)
@@ -479,8 +512,11 @@ def main(argv: list[str] | None = None) -> int:
                  (time.time() - started) / 60, state_path)
         return 0
 
-    # stage 1: the VAE
-    vae = AutoencoderKL(**vae_config(args.vae_channels)).to(device)
+    # stage 1: the VAE (or the one of --vae-from)
+    if args.vae_from:
+        vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").to(device)
+    else:
+        vae = AutoencoderKL(**vae_config(args.vae_channels)).to(device)
     vae_opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
     if stage_at == 0:
         if state:
@@ -491,9 +527,11 @@ def main(argv: list[str] | None = None) -> int:
                                     gens["main"], device),
                            saver({"vae": vae}, vae_opt)):
             return stopped()
-    else:
+    elif state:
         state.restore_module("vae", vae)
     vae.eval().requires_grad_(False)
+    if args.whiten_latent and (not state or state.stage == "vae"):  # a resumed later stage has it whitened
+        whiten_latent_channels(vae, images)
     if stage_at < 2:
         mean, std = encode_all(vae, images, device=device)
         meta["scaling_factor"] = float(args.latent_std / mean.std())
@@ -510,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(0.995))
     unet_opt = torch.optim.AdamW(unet.parameters(), lr=1e-3, weight_decay=1e-4)
     models = {"vae": vae, "unet": unet, "ema": ema}
-    if stage_at == 1:
+    if stage_at == 1 and state:
         for name, module in models.items():
             state.restore_module(name, module)
         state.restore_optimizer(unet_opt)
@@ -542,11 +580,12 @@ def main(argv: list[str] | None = None) -> int:
     sitting.close()
     save_pipeline(args.out, ema.module, vae, text_encoder, tokenizer)
     seconds = earlier_seconds + time.time() - started
-    (args.out / "training.json").write_text(json.dumps({
-        "command": _command(argv), **_recipe(args),
-        "image_size": IMAGE_SIZE, "prompt": PROMPT, "seconds": round(seconds),
-        "machine": _machine(device), "resumed": bool(state),
-    }, indent=1))
+    made = {"command": _command(argv), **_recipe(args), "image_size": IMAGE_SIZE, "prompt": PROMPT,
+            "seconds": round(seconds), "machine": _machine(device), "resumed": bool(state)}
+    vae_record = Path(args.vae_from or "") / "training.json"
+    if args.vae_from and vae_record.is_file():  # the model keeps saying how its VAE was made
+        made["vae_made_by"] = json.loads(vae_record.read_text())
+    (args.out / "training.json").write_text(json.dumps(made, indent=1))
     state_path.unlink(missing_ok=True)
     log.info("done in %.0f s (all sittings); pipeline in %s", seconds, args.out)
     return 0
