@@ -146,3 +146,8 @@ def test_whiten_latent_is_an_option_of_the_recipe(tmp_path, unbroken):
     changed = {k for k, v in _weights(unbroken).items() if not torch.equal(v, _weights(tmp_path)[k])}
     assert {"vae.quant_conv.weight", "vae.post_quant_conv.weight"} <= changed
     assert not any(k.startswith(("vae.encoder.", "vae.decoder.")) for k in changed)
+    stopped = ["--out", str(tmp_path / "stopped"), *argv[2:]]  # stopped inside the UNet stage
+    assert train.main([*stopped, "--stop-after-steps", "1"]) == 0
+    assert train.main([*stopped, "--resume"]) == 0
+    whole = _weights(tmp_path)
+    assert all(torch.equal(whole[k], v) for k, v in _weights(tmp_path / "stopped").items())

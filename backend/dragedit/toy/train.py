@@ -531,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         state.restore_module("vae", vae)
     vae.eval().requires_grad_(False)
     if args.whiten_latent and (not state or state.stage == "vae"):  # a resumed later stage has it whitened
-        whiten_latent_channels(vae, images)
+        whiten_latent_channels(vae, images)  # then encoded again below, as a resumed run encodes it
     if stage_at < 2:
         mean, std = encode_all(vae, images, device=device)
         meta["scaling_factor"] = float(args.latent_std / mean.std())
@@ -582,9 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = earlier_seconds + time.time() - started
     made = {"command": _command(argv), **_recipe(args), "image_size": IMAGE_SIZE, "prompt": PROMPT,
             "seconds": round(seconds), "machine": _machine(device), "resumed": bool(state)}
-    vae_record = Path(args.vae_from or "") / "training.json"
-    if args.vae_from and vae_record.is_file():  # the model keeps saying how its VAE was made
-        made["vae_made_by"] = json.loads(vae_record.read_text())
+    if args.vae_from and (vae_record := Path(args.vae_from) / "training.json").is_file():
+        made["vae_made_by"] = json.loads(vae_record.read_text())  # the model keeps saying how its VAE was made
     (args.out / "training.json").write_text(json.dumps(made, indent=1))
     state_path.unlink(missing_ok=True)
     log.info("done in %.0f s (all sittings); pipeline in %s", seconds, args.out)
